@@ -1,0 +1,86 @@
+"""Configuration from the environment.
+
+Everything local (database file, stored files, keys) lives under ``EBID_DATA_DIR`` (default
+``./instance``). The Flask secret key is generated on first run and persisted there with mode 0600;
+it is never committed and never logged.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _read_or_create_secret(path: Path, nbytes: int = 48) -> str:
+    """Return the secret stored at ``path``, creating it (mode 0600) on first use."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(nbytes)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+    return value
+
+
+@dataclass
+class Settings:
+    """Typed settings read once at start-up; tests build their own."""
+
+    data_dir: Path
+    database_url: str
+    redis_url: str | None = None
+    secret_key: str = ""
+    ocid_prefix: str = "ocds-ebid00"
+    region: str = "CN"
+    default_locale: str = "zh_CN"
+    timezone: str = "Asia/Shanghai"
+    public_base_url: str = "http://127.0.0.1:5000"
+    testing: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @classmethod
+    def from_env(cls, **overrides) -> Settings:
+        data_dir = Path(overrides.pop("data_dir", None) or _env("EBID_DATA_DIR", "instance")).resolve()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        database_url = overrides.pop("database_url", None) or _env(
+            "EBID_DATABASE_URL", f"sqlite:///{data_dir / 'ebid.sqlite3'}"
+        )
+        settings = cls(
+            data_dir=data_dir,
+            database_url=normalize_database_url(database_url),
+            redis_url=overrides.pop("redis_url", None) or _env("EBID_REDIS_URL"),
+            ocid_prefix=_env("EBID_OCID_PREFIX", "ocds-ebid00"),
+            region=_env("EBID_REGION", "CN"),
+            public_base_url=_env("EBID_PUBLIC_URL", "http://127.0.0.1:5000"),
+        )
+        for key, value in overrides.items():
+            setattr(settings, key, value)
+        if not settings.secret_key:
+            settings.secret_key = _env("EBID_SECRET_KEY") or _read_or_create_secret(data_dir / "secret_key")
+        return settings
+
+
+def normalize_database_url(url: str) -> str:
+    """Use the psycopg 3 driver for plain ``postgresql://`` URLs."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url

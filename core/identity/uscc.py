@@ -1,0 +1,66 @@
+"""Unified social credit code (统一社会信用代码, USCC), GB 32100-2015.
+
+18 characters from ``0123456789ABCDEFGHJKLMNPQRTUWXY`` (no I, O, Z, S, V): position 1 the
+registration authority, 2 the entity type, 3-8 the administrative region code, 9-17 the
+organisation code, 18 the check character.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+VALUES = {c: i for i, c in enumerate(CHARSET)}
+WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+
+@dataclass(frozen=True)
+class USCCProblem:
+    """Why a string is not a valid USCC: a machine code and the English message (translated by callers)."""
+
+    code: str
+    message: str
+    position: int | None = None
+
+
+def check_character(first17: str) -> str:
+    """Return the check character for the first 17 characters of a USCC."""
+    total = sum(VALUES[c] * w for c, w in zip(first17, WEIGHTS, strict=True))
+    return CHARSET[(31 - total % 31) % 31]
+
+
+def problem(value: str) -> USCCProblem | None:
+    """Return what is wrong with ``value`` as a USCC, or None when it is valid."""
+    if not isinstance(value, str) or not value:
+        return USCCProblem("empty", "The unified social credit code is empty.")
+    if len(value) != 18:
+        return USCCProblem("length", f"The unified social credit code must have 18 characters, not {len(value)}.")
+    for i, c in enumerate(value, start=1):
+        if c.islower():
+            return USCCProblem("lowercase", f"Character {i} ('{c}') must be an upper-case letter.", i)
+        if c not in VALUES:
+            return USCCProblem(
+                "charset",
+                f"Character {i} ('{c}') is not allowed; use digits and upper-case letters except I, O, Z, S, V.",
+                i,
+            )
+    expected = check_character(value[:17])
+    if value[17] != expected:
+        return USCCProblem("check_digit",
+                           f"The check character (position 18) is '{value[17]}' but should be '{expected}'; "
+                           "re-type the code from the business licence.", 18)
+    return None
+
+
+def is_valid(value: str) -> bool:
+    return problem(value) is None
+
+
+def normalize(value: str) -> str:
+    """Strip spaces and hyphens and upper-case the code before validation."""
+    return "".join(value.split()).replace("-", "").upper()
+
+
+def make(first17: str) -> str:
+    """Complete 17 characters into a valid USCC (for seeding and tests)."""
+    return first17 + check_character(first17)

@@ -1,0 +1,80 @@
+"""Content-addressed file storage (存储): files named by their SHA-256, written and fsynced."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import BinaryIO
+
+CHUNK = 1 << 20
+
+
+class FileStore:
+    """Stores blobs under ``root/ab/cdef...`` by SHA-256; writes are atomic and durable."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def path_for(self, sha256_hex: str) -> Path:
+        if len(sha256_hex) != 64 or any(c not in "0123456789abcdef" for c in sha256_hex):
+            raise ValueError("not a SHA-256 hex digest")
+        return self.root / sha256_hex[:2] / sha256_hex
+
+    def put_stream(self, stream: BinaryIO | Iterable[bytes], max_size: int | None = None) -> tuple[str, int]:
+        """Store a stream; return (sha256 hex, size). Raises ValueError past ``max_size`` bytes."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        size = 0
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                chunks = iter(lambda: stream.read(CHUNK), b"") if hasattr(stream, "read") else stream
+                for chunk in chunks:
+                    size += len(chunk)
+                    if max_size is not None and size > max_size:
+                        raise ValueError(f"file larger than {max_size} bytes")
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            sha = digest.hexdigest()
+            final = self.path_for(sha)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)
+            _fsync_dir(final.parent)
+            return sha, size
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def put_bytes(self, data: bytes) -> tuple[str, int]:
+        return self.put_stream([data])
+
+    def open(self, sha256_hex: str) -> BinaryIO:
+        return self.path_for(sha256_hex).open("rb")
+
+    def read_bytes(self, sha256_hex: str) -> bytes:
+        return self.path_for(sha256_hex).read_bytes()
+
+    def exists(self, sha256_hex: str) -> bool:
+        return self.path_for(sha256_hex).exists()
+
+    def verify(self, sha256_hex: str) -> bool:
+        """Re-hash the stored file and compare with its name."""
+        digest = hashlib.sha256()
+        with self.open(sha256_hex) as fh:
+            for chunk in iter(lambda: fh.read(CHUNK), b""):
+                digest.update(chunk)
+        return digest.hexdigest() == sha256_hex
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

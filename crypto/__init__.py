@@ -1,0 +1,1 @@
+"""Pure cryptography library: no Flask, no database, no import of ours."""

@@ -1,0 +1,66 @@
+"""Application factory: assembles the kernel, the domains and their blueprints."""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from flask_babel import get_locale
+
+from core.config import Settings
+from core.db import db
+from core.extensions import babel, csrf, limiter, login_manager
+from ebid.app_paths import STATIC_DIR, TEMPLATES_DIR, TRANSLATIONS_DIR
+from ebid.wiring import register
+
+LOCALES = ("zh_CN", "en")
+
+
+def select_locale() -> str:
+    """Pick the UI language: ?lang=, then the ``lang`` cookie, then Accept-Language, else zh_CN."""
+    wanted = request.args.get("lang") or request.cookies.get("lang")
+    if wanted in LOCALES:
+        return wanted
+    return request.accept_languages.best_match(LOCALES, default="zh_CN") if request.accept_languages else "zh_CN"
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build a configured Flask app; ``settings`` default to the environment."""
+    settings = settings or Settings.from_env()
+    app = Flask("ebid", template_folder=str(TEMPLATES_DIR), static_folder=str(STATIC_DIR))
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings.database_url),
+        BABEL_DEFAULT_LOCALE=settings.default_locale,
+        BABEL_DEFAULT_TIMEZONE=settings.timezone,
+        BABEL_TRANSLATION_DIRECTORIES=str(TRANSLATIONS_DIR),
+        TESTING=settings.testing,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        MAX_CONTENT_LENGTH=200 * 1024 * 1024,
+        RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
+        RATELIMIT_HEADERS_ENABLED=True,
+    )
+    app.extensions["ebid.settings"] = settings
+
+    db.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+
+    @app.context_processor
+    def _inject_locale():
+        return {"current_locale": str(get_locale() or "zh_CN"), "locales": LOCALES}
+
+    register(app, settings)
+    return app
+
+
+def _engine_options(url: str) -> dict:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+
+
+def settings_of(app: Flask) -> Settings:
+    return app.extensions["ebid.settings"]

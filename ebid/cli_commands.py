@@ -1,0 +1,15 @@
+"""CLI command groups contributed by the kernel and the domains."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask_migrate import Migrate
+
+from core.db import db
+from ebid.app_paths import MIGRATIONS_DIR
+
+migrate = Migrate()
+
+
+def register_cli(app: Flask) -> None:
+    migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True, compare_type=True)

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Lint, check the layering, then run the whole suite on SQLite and again on PostgreSQL + Redis.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.venv/bin:$PATH"
+
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "== installing Debian's chromium for the browser tests"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+if ! fc-list 2>/dev/null | grep -qi "wenquanyi\|noto.*cjk" && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-zenhei >/dev/null || true
+fi
+
+echo "== ruff"
+ruff check .
+echo "== import-linter"
+lint-imports
+
+echo "== tests on SQLite"
+env -u EBID_TEST_DATABASE_URL -u EBID_TEST_REDIS_URL python -m pytest "$@"
+
+echo "== tests on PostgreSQL + Redis"
+bash scripts/services.sh
+export EBID_TEST_DATABASE_URL=${EBID_TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test}
+export EBID_TEST_REDIS_URL=${EBID_TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
+python -m pytest "$@"
