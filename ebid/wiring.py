@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 import bidding  # noqa: F401  (registers the domain's models)
+import core.audit  # noqa: F401
 import core.notifications  # noqa: F401
 from core.config import Settings
 from ebid import errors as error_pages
