@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
+from flask import current_app
+
 CHUNK = 1 << 20
 
 
@@ -78,3 +80,8 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def default_store() -> FileStore:
+    """The store of the running app (under ``EBID_DATA_DIR/files``)."""
+    return FileStore(current_app.extensions["ebid.settings"].storage_dir)
