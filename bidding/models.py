@@ -86,7 +86,7 @@ class Tender(db.Model):
 
     rules_version: Mapped[str | None] = mapped_column(String(40))
     is_suspended: Mapped[bool] = mapped_column(default=False)
-    published_at: Mapped[datetime | None]
+    published_at: Mapped[datetime | None] = mapped_column(index=True)
     cancelled_at: Mapped[datetime | None]
     cancel_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=now)
@@ -94,6 +94,15 @@ class Tender(db.Model):
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}
+
+    @property
+    def opening_at(self) -> datetime | None:
+        """Opening time (开标时间): by law the same instant as the bid deadline."""
+        return self.bid_deadline_at
+
+    def is_managed_by(self, organisation_id: int | None) -> bool:
+        """True when ``organisation_id`` is this tender's tenderer or agency."""
+        return organisation_id is not None and organisation_id in (self.tenderer_id, self.agency_id)
 
     tenderer: Mapped[Organisation] = relationship(foreign_keys=[tenderer_id])
     agency: Mapped[Organisation | None] = relationship(foreign_keys=[agency_id])
@@ -148,6 +157,8 @@ class TenderDocument(db.Model):
     size: Mapped[int]
     uploaded_by_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
     uploaded_at: Mapped[datetime] = mapped_column(default=now)
+    # None while staged: a draft's files until publication, a published tender's until an amendment issues them
+    published_at: Mapped[datetime | None]
     is_withdrawn: Mapped[bool] = mapped_column(default=False)
 
     tender: Mapped[Tender] = relationship(back_populates="documents")

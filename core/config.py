@@ -41,6 +41,7 @@ class Settings:
     redis_url: str | None = None
     secret_key: str = ""
     ocid_prefix: str = "ocds-ebid00"
+    publisher_name: str = "ebid"  # OCDS package publisher, e.g. the trading centre (交易中心)
     region: str = "CN"
     default_locale: str = "zh_CN"
     timezone: str = "Asia/Shanghai"
@@ -68,6 +69,7 @@ class Settings:
             database_url=normalize_database_url(database_url),
             redis_url=overrides.pop("redis_url", None) or _env("EBID_REDIS_URL"),
             ocid_prefix=_env("EBID_OCID_PREFIX", "ocds-ebid00"),
+            publisher_name=_env("EBID_PUBLISHER_NAME", "ebid"),
             region=_env("EBID_REGION", "CN"),
             public_base_url=_env("EBID_PUBLIC_URL", "http://127.0.0.1:5000"),
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from flask import Flask, request
 from flask_babel import get_locale
 
@@ -20,6 +22,12 @@ def select_locale() -> str:
     if wanted in LOCALES:
         return wanted
     return request.accept_languages.best_match(LOCALES, default="zh_CN") if request.accept_languages else "zh_CN"
+
+
+def lang_url(locale: str) -> str:
+    """The current page's address with ``?lang=locale`` (other query arguments kept)."""
+    args = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
+    return request.path + "?" + urlencode([*args, ("lang", locale)])
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -50,7 +58,14 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.context_processor
     def _inject_locale():
-        return {"current_locale": str(get_locale() or "zh_CN"), "locales": LOCALES}
+        return {"current_locale": str(get_locale() or "zh_CN"), "locales": LOCALES, "lang_url": lang_url}
+
+    @app.after_request
+    def _remember_locale(response):
+        wanted = request.args.get("lang")
+        if wanted in LOCALES and request.cookies.get("lang") != wanted:
+            response.set_cookie("lang", wanted, max_age=365 * 24 * 3600, samesite="Lax", httponly=True)
+        return response
 
     register(app, settings)
     return app

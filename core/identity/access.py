@@ -51,3 +51,20 @@ def current_actor(role: Role | str | None = None, organisation_id: int | None = 
     if not current_user or not current_user.is_authenticated:
         raise NotAuthenticated()
     return actor_for(current_user._get_current_object(), role, organisation_id, source=source_address())
+
+
+def is_admin(actor: Actor) -> bool:
+    """True for the platform itself (CLI, scheduler) and for a person acting as platform administrator."""
+    return actor.is_system or actor.role == Role.ADMIN.value
+
+
+def require_admin(actor: Actor) -> None:
+    """Raise Forbidden unless ``actor`` may administer identities (organisations, persons, roles, the CA)."""
+    if not is_admin(actor):
+        raise Forbidden(_l("Only a platform administrator may do this."), code="admin_required")
+
+
+def require_self_or_admin(actor: Actor, person: Person) -> None:
+    """Raise Forbidden unless ``actor`` is ``person`` or an administrator."""
+    if actor.person_id != person.id and not is_admin(actor):
+        raise Forbidden(_l("You may only manage your own account."), code="not_your_account")

@@ -1,4 +1,4 @@
-"""Identity models: persons (人员), organisations (单位, by USCC) and role grants."""
+"""Identity models: persons (人员), organisations (单位, by USCC), role grants, API tokens, certificates."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import enum
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Enum, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from core.clock import now
+from core.clock import as_utc, now
 from core.db import db
 
 
@@ -73,6 +73,8 @@ class Person(UserMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(default=now)
 
     grants: Mapped[list[RoleGrant]] = relationship(back_populates="person", cascade="all, delete-orphan")
+    api_tokens: Mapped[list[ApiToken]] = relationship(back_populates="person", cascade="all, delete-orphan",
+                                                      order_by="ApiToken.id")
 
     @property
     def is_active(self) -> bool:  # Flask-Login
@@ -103,3 +105,78 @@ class RoleGrant(db.Model):
 
     person: Mapped[Person] = relationship(back_populates="grants")
     organisation: Mapped[Organisation | None] = relationship(back_populates="grants")
+
+
+class ApiToken(db.Model):
+    """A personal API token (``Authorization: Bearer ebid_...``); only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))  # the first characters, shown so the holder can tell tokens apart
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    last_used_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    person: Mapped[Person] = relationship(back_populates="api_tokens")
+
+    def state(self, at: datetime | None = None) -> str:
+        """Return "revoked", "expired" or "active" at ``at`` (default: now)."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and as_utc(self.expires_at) <= (at or now()):
+            return "expired"
+        return "active"
+
+
+class CertificateSubject(enum.StrEnum):
+    PERSON = "person"
+    ORGANISATION = "organisation"
+
+
+class Certificate(db.Model):
+    """A certificate issued by the platform CA (平台CA) to a person or an organisation (by USCC).
+
+    An organisation's certificate may name the person who holds its key; certificate login needs one.
+    """
+
+    __tablename__ = "certificates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    serial: Mapped[str] = mapped_column(String(40), unique=True)  # lower-case hex
+    subject_kind: Mapped[CertificateSubject] = mapped_column(Enum(CertificateSubject, native_enum=False, length=16))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"), index=True)
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
+    subject: Mapped[str] = mapped_column(String(500))  # RFC 4514
+    pem: Mapped[str] = mapped_column(Text)
+    fingerprint_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    not_before: Mapped[datetime]
+    not_after: Mapped[datetime]
+    issued_at: Mapped[datetime] = mapped_column(default=now)
+    revoked_at: Mapped[datetime | None]
+    revocation_reason: Mapped[str | None] = mapped_column(String(32))
+
+    person: Mapped[Person | None] = relationship()
+    organisation: Mapped[Organisation | None] = relationship()
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class AuthChallenge(db.Model):
+    """A single-use server nonce handed out by an identity provider's ``begin``."""
+
+    __tablename__ = "auth_challenges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    nonce: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    used_at: Mapped[datetime | None]
+    source: Mapped[str | None] = mapped_column(String(64))

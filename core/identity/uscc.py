@@ -8,6 +8,9 @@ organisation code, 18 the check character.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
 
 CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 VALUES = {c: i for i, c in enumerate(CHARSET)}
@@ -16,10 +19,14 @@ WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 
 @dataclass(frozen=True)
 class USCCProblem:
-    """Why a string is not a valid USCC: a machine code and the English message (translated by callers)."""
+    """Why a string is not a valid USCC: a machine code, the position concerned and a translatable message.
+
+    ``message`` is a lazy gettext string: it renders in the locale of the request that shows it (and in
+    English outside a request).
+    """
 
     code: str
-    message: str
+    message: Any
     position: int | None = None
 
 
@@ -32,23 +39,27 @@ def check_character(first17: str) -> str:
 def problem(value: str) -> USCCProblem | None:
     """Return what is wrong with ``value`` as a USCC, or None when it is valid."""
     if not isinstance(value, str) or not value:
-        return USCCProblem("empty", "The unified social credit code is empty.")
+        return USCCProblem("empty", _l("The unified social credit code is empty."))
     if len(value) != 18:
-        return USCCProblem("length", f"The unified social credit code must have 18 characters, not {len(value)}.")
+        return USCCProblem("length", _l("The unified social credit code must have 18 characters, not %(count)s.",
+                                        count=len(value)))
     for i, c in enumerate(value, start=1):
         if c.islower():
-            return USCCProblem("lowercase", f"Character {i} ('{c}') must be an upper-case letter.", i)
+            return USCCProblem("lowercase", _l("Character %(position)s ('%(char)s') must be an upper-case letter.",
+                                               position=i, char=c), i)
         if c not in VALUES:
             return USCCProblem(
                 "charset",
-                f"Character {i} ('{c}') is not allowed; use digits and upper-case letters except I, O, Z, S, V.",
+                _l("Character %(position)s ('%(char)s') is not allowed; use digits and upper-case letters "
+                   "except I, O, Z, S, V.", position=i, char=c),
                 i,
             )
     expected = check_character(value[:17])
     if value[17] != expected:
         return USCCProblem("check_digit",
-                           f"The check character (position 18) is '{value[17]}' but should be '{expected}'; "
-                           "re-type the code from the business licence.", 18)
+                           _l("The check character (position 18) is '%(char)s' but should be '%(expected)s'; "
+                              "re-type the code from the business licence.", char=value[17], expected=expected),
+                           18)
     return None
 
 

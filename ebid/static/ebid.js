@@ -12,6 +12,32 @@
     el.textContent = (d > 0 ? d + (el.dataset.dayUnit || "d ") : "") + text;
     return true;
   }
+
+  // "Add a lot": copy the last lot row with empty inputs and the next index in every name/id.
+  function addRow(button) {
+    var container = document.getElementById(button.dataset.addRow);
+    var rows = container.querySelectorAll("[data-row]");
+    var last = rows[rows.length - 1];
+    var index = rows.length;
+    var copy = last.cloneNode(true);
+    copy.querySelectorAll("input, textarea, select").forEach(function (input) {
+      ["name", "id"].forEach(function (attr) {
+        var v = input.getAttribute(attr);
+        if (v) input.setAttribute(attr, v.replace(/\.\d+\./, "." + index + "."));
+      });
+      if (input.tagName !== "SELECT") input.value = "";
+    });
+    copy.querySelectorAll("label").forEach(function (label) {
+      var f = label.getAttribute("for");
+      if (f) label.setAttribute("for", f.replace(/\.\d+\./, "." + index + "."));
+    });
+    copy.querySelectorAll(".field-error").forEach(function (e) { e.remove(); });
+    copy.querySelectorAll(".has-error").forEach(function (e) { e.classList.remove("has-error"); });
+    var number = copy.querySelector("[data-row-number]");
+    if (number) number.textContent = String(index + 1);
+    container.appendChild(copy);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     var loadedAt = Date.now();
     document.querySelectorAll("[data-countdown]").forEach(function (el) {
@@ -19,6 +45,15 @@
       if (tick(el, serverNow, loadedAt)) {
         var timer = setInterval(function () { if (!tick(el, serverNow, loadedAt)) clearInterval(timer); }, 1000);
       }
+    });
+    document.querySelectorAll("[data-add-row]").forEach(function (button) {
+      button.hidden = false;
+      button.addEventListener("click", function (event) { event.preventDefault(); addRow(button); });
+    });
+    document.querySelectorAll("[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+      });
     });
   });
 })();

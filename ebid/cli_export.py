@@ -1,0 +1,69 @@
+"""``ebid export``: open data files, e.g. ``ebid export ocds --validate --out ocds.json``."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from bidding.ocds import to_json
+from bidding.ocds_api import export_package
+from bidding.ocds_validation import validate_package
+from core.config import Settings
+from core.errors import NotFound
+
+MAX_ERRORS_SHOWN = 20
+
+export_cli = AppGroup("export", help="Export open data.")
+
+
+def _settings() -> Settings:
+    # Not ebid.app.settings_of: ebid.app imports the wiring that imports this module.
+    return current_app.extensions["ebid.settings"]
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers never see a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@export_cli.command("ocds")
+@click.option("--tender", "tender_id", type=int, help="Id of one published tender (default: all of them).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write (default: standard output).")
+@click.option("--validate", is_flag=True, help="Validate against OCDS 1.1 first; write nothing if invalid.")
+def export_ocds(tender_id: int | None, out: Path | None, validate: bool) -> None:
+    """Write an OCDS 1.1 release package of the published tenders (drafts are never exported)."""
+    try:
+        package = export_package(_settings(), tender_id=tender_id)
+    except NotFound as exc:
+        raise click.ClickException(exc.to_dict()["message"]) from exc
+    if validate:
+        errors = validate_package(package)
+        if errors:
+            for error in errors[:MAX_ERRORS_SHOWN]:
+                click.echo(error, err=True)
+            if len(errors) > MAX_ERRORS_SHOWN:
+                click.echo(f"... and {len(errors) - MAX_ERRORS_SHOWN} more", err=True)
+            raise click.ClickException(f"the package is not valid OCDS 1.1 ({len(errors)} errors); nothing written")
+    text = to_json(package)
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    _write_atomically(out, text)
+    releases = len(package["releases"])
+    click.echo(f"wrote {releases} release(s) to {out}" + (" (valid OCDS 1.1)" if validate else ""), err=True)
