@@ -14,15 +14,22 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-from bidding.errors import DeadlinePassed, InvalidInput, RulesViolated, TransitionRefused
-from bidding.models import Amendment, Objection, ObjectionStatus, Question, Tender, TenderDocument, TenderStatus
+from bidding.errors import DeadlinePassed, InvalidInput, TransitionRefused
+from bidding.models import (
+    Amendment,
+    Objection,
+    ObjectionStatus,
+    Question,
+    Tender,
+    TenderDocument,
+    TenderStatus,
+)
 from bidding.policy import (
     check_version,
     clean_text,
     diff,
     downloader_persons,
     flush_tender,
-    jsonable,
     notify,
     organisation_persons,
     raise_if,
@@ -30,6 +37,7 @@ from bidding.policy import (
     require_manager,
     rules_for,
     terms_of,
+    utc_times,
 )
 from bidding.rules import (
     FUTURE_FIELDS,
@@ -81,14 +89,14 @@ def _documents(tender: Tender, ids: Iterable[int], field: str, *, staged: bool) 
 
 def amend_tender(actor: Actor, tender: Tender, *, summary: str, affects_bids: bool,
                  changes: Mapping[str, Any] | None = None, document_ids: Iterable[int] = (),
-                 withdraw_document_ids: Iterable[int] = (), expected_version: int) -> Amendment:
+                 withdraw_document_ids: Iterable[int] = (), expected_version: int | None = None) -> Amendment:
     """Publish a numbered amendment; postpone the deadline when the law requires it; notify downloaders."""
     require_manager(actor, tender)
     check_version(tender, expected_version)
     at = now()
     _require_open(tender, at, _l("Amendments can be published"))
     summary = clean_text(summary, "summary", max_length=5000)
-    changes = dict(changes or {})
+    changes = utc_times(changes or {})
     unknown = set(changes) - AMENDABLE
     if unknown:
         raise InvalidInput(fields={name: [_l("An amendment cannot change this field.")] for name in sorted(unknown)})
@@ -121,13 +129,14 @@ def amend_tender(actor: Actor, tender: Tender, *, summary: str, affects_bids: bo
     tender.updated_at = at  # always bump the version: two amendments can never interleave
     flush_tender()
     number = (db.session.scalar(select(func.max(Amendment.number)).where(Amendment.tender_id == tender.id)) or 0) + 1
-    amendment = Amendment(tender_id=tender.id, number=number, summary=summary, affects_bids=affects_bids,
+    amendment = Amendment(number=number, summary=summary, affects_bids=affects_bids,
                           changes=changed, previous_deadline_at=previous_deadline if new_deadline else None,
                           new_deadline_at=new_deadline, created_by_id=actor.person_id, published_at=at)
-    db.session.add(amendment)
+    tender.amendments.append(amendment)
     db.session.flush()
     for doc in added:
-        doc.amendment_id, doc.published_at = amendment.id, at
+        doc.published_at = at
+        amendment.documents.append(doc)
     for doc in withdrawn:
         doc.is_withdrawn = True
     deadline_note = (_l("The bid deadline is now %(date)s.") % {"date": when(new_deadline)}) if new_deadline else ""
@@ -237,5 +246,5 @@ def answer_objection(actor: Actor, objection: Objection, answer: str) -> Objecti
     return objection
 
 
-__all__ = ["AMENDABLE", "RulesViolated", "amend_tender", "answer_objection", "answer_question", "ask_question",
-           "jsonable", "raise_objection"]
+__all__ = ["AMENDABLE", "amend_tender", "answer_objection", "answer_question", "ask_question",
+           "raise_objection"]

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Response, current_app, request
 from flask_babel import lazy_gettext as _l
+from flask_smorest import Blueprint
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -21,7 +22,8 @@ from core.config import Settings
 from core.db import db
 from core.errors import NotFound
 
-bp = Blueprint("ocds", __name__, url_prefix="/api/ocds")
+bp = Blueprint("ocds", __name__, url_prefix="/api/ocds",
+               description="Open data (开放数据): OCDS 1.1 release packages of published tenders, no login")
 
 
 def public_tenders(*, tender_id: int | None = None) -> list[Tender]:
@@ -32,7 +34,9 @@ def public_tenders(*, tender_id: int | None = None) -> list[Tender]:
             .options(selectinload(Tender.lots), selectinload(Tender.documents),
                      selectinload(Tender.amendments).selectinload(Amendment.documents),
                      selectinload(Tender.tenderer), selectinload(Tender.agency))
-            .order_by(Tender.id))
+            .order_by(Tender.id)
+            # the export shows what is stored, even to a session that already holds these objects
+            .execution_options(populate_existing=True))
     if tender_id is not None:
         stmt = stmt.where(Tender.id == tender_id)
     return list(db.session.scalars(stmt))
@@ -68,12 +72,16 @@ def _package_response(package: dict[str, Any]) -> Response:
 
 
 @bp.get("/tenders/<int:tender_id>")
+@bp.response(200, description="An OCDS 1.1 release package with the tender's release")
+@bp.alt_response(404, description="No published tender has this id (drafts are never exported)")
 def tender_package(tender_id: int) -> Response:
     """The release package of one published tender."""
     return _package_response(export_package(_settings(), tender_id=tender_id))
 
 
 @bp.get("/releases")
+@bp.response(200, description="An OCDS 1.1 release package with one release per published tender")
+@bp.alt_response(404, description="No tender has been published yet")
 def all_releases() -> Response:
     """The release package of every published tender."""
     return _package_response(export_package(_settings()))

@@ -18,6 +18,7 @@ from bidding.errors import InvalidInput, NotABidder, NotTenderManager, RulesViol
 from bidding.models import DocumentDownload, Tender
 from bidding.rules import LotTerms, RuleBook, RuleSet, TenderTerms, Violation
 from core.actor import Actor
+from core.clock import as_utc
 from core.db import db
 from core.errors import Conflict
 from core.identity.models import Person, Role, RoleGrant
@@ -70,6 +71,11 @@ def flush_tender() -> None:
         db.session.flush()
     except StaleDataError as exc:
         raise Conflict() from exc
+
+
+def utc_times(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with every aware ``*_at`` datetime converted to UTC (as stored and audited)."""
+    return {k: as_utc(v) if k.endswith("_at") and isinstance(v, datetime) else v for k, v in values.items()}
 
 
 def clean_text(value: Any, field: str, *, max_length: int, required: bool = True) -> str:

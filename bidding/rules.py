@@ -179,9 +179,8 @@ def documents_issued_at(terms: TenderTerms, published_at: datetime) -> datetime:
 
 
 def check_required(terms: TenderTerms) -> list[Violation]:
-    """Everything publication needs must be filled in."""
+    """Everything publication needs must be filled in (documents are available from publication if not said)."""
     missing = [(name, label) for name, label in (
-        ("documents_from_at", _l("the date the documents become available")),
         ("documents_until_at", _l("the last day the documents are available")),
         ("question_deadline_at", _l("the question deadline")),
         ("bid_deadline_at", _l("the bid deadline")),

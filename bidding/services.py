@@ -24,6 +24,7 @@ from bidding.models import (
     ProcurementCategory,
     Regime,
     Tender,
+    TenderCustodian,
     TenderDocument,
     TenderStatus,
 )
@@ -39,8 +40,10 @@ from bidding.policy import (
     rulebook,
     rules_for,
     terms_of,
+    utc_times,
 )
 from bidding.rules import (
+    Violation,
     check_bid_validity,
     check_guarantees,
     check_periods,
@@ -53,7 +56,7 @@ from core.actor import Actor
 from core.clock import now
 from core.db import db
 from core.errors import Conflict, Forbidden, NotFound
-from core.identity.models import Organisation, Role
+from core.identity.models import Organisation, Person, Role
 from core.storage import FileStore, default_store
 
 DRAFT_FIELDS = frozenset({
@@ -61,6 +64,7 @@ DRAFT_FIELDS = frozenset({
     "ceiling_price", "documents_from_at", "documents_until_at", "question_deadline_at", "bid_deadline_at",
     "bid_validity_days", "evaluation_method", "guarantee_policy", "decryption_mode", "custodian_threshold",
 })
+CUSTODIAN_MODES = frozenset({DecryptionMode.CUSTODIANS, DecryptionMode.BIDDER_THEN_CUSTODIANS})
 LOT_FIELDS = ("code", "title", "description", "estimated_price", "ceiling_price", "bond_amount")
 # Period rules that depend on the publication time are only decided at publication.
 TIME_DEPENDENT = frozenset({"documents_period_too_short", "bid_period_too_short"})
@@ -88,6 +92,37 @@ def _clean_lots(lots: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return clean
 
 
+def _custodians(ids: list[int] | None) -> list[Person] | None:
+    """The key custodians (密钥保管人) named for the opening key: existing persons holding that role."""
+    if ids is None:
+        return None
+    persons = []
+    for person_id in dict.fromkeys(ids):
+        person = db.session.get(Person, person_id)
+        if person is None or not person.has_role(Role.CUSTODIAN):
+            raise InvalidInput(fields={"custodian_ids": [
+                _l("Person %(id)s is not a registered key custodian.") % {"id": person_id}]})
+        persons.append(person)
+    return persons
+
+
+def _check_custodians(mode: Any, threshold: int | None, count: int, *, publishing: bool) -> None:
+    if threshold is not None and count and not 1 <= threshold <= count:
+        raise InvalidInput(fields={"custodian_threshold": [
+            _l("Choose a threshold between 1 and the number of custodians (%(n)s).") % {"n": count}]})
+    if publishing and mode in CUSTODIAN_MODES and (not threshold or count < threshold):
+        raise RulesViolated([Violation("custodians_required", "custodian_ids", _l(
+            "This decryption mode needs key custodians: name at least %(n)s and a threshold."),
+            {"n": max(threshold or 1, 1)})])
+
+
+def _set_custodians(tender: Tender, persons: list[Person]) -> None:
+    tender.custodians.clear()
+    db.session.flush()
+    for position, person in enumerate(persons, start=1):
+        tender.custodians.append(TenderCustodian(person_id=person.id, position=position))
+
+
 def _draft_checks(tender: Tender, changes: Mapping[str, Any]) -> None:
     """Refuse draft values that no publication could accept (prices, bonds, validity, order of dates)."""
     rules = rulebook().get(None, changes.get("region", tender.region))
@@ -101,7 +136,7 @@ def _draft_checks(tender: Tender, changes: Mapping[str, Any]) -> None:
 
 
 def _normalise(changes: Mapping[str, Any]) -> dict[str, Any]:
-    clean = dict(changes)
+    clean = utc_times(changes)
     if "title" in clean:
         clean["title"] = clean_text(clean["title"], "title", max_length=300)
     if "description" in clean:
@@ -150,34 +185,45 @@ def create_tender(actor: Actor, data: Mapping[str, Any]) -> Tender:
                        code="duplicate_code", code_value=code)
     changes = _normalise({k: v for k, v in data.items() if k in DRAFT_FIELDS | {"lots"}})
     lots = changes.pop("lots", [])
+    custodians = _custodians(data.get("custodian_ids")) or []
     values = {"region": "CN", "is_mandatory": True, "bid_validity_days": 90, "guarantee_policy": {},
               "evaluation_method": {}, "description": "", **changes, "agency_id": agency_id}
     # a transient object: if a check fails nothing has entered the session
     tender = Tender(code=code or f"ZB{now():%Y%m%d}{secrets.token_hex(3).upper()}", tenderer_id=tenderer_id,
                     created_by_id=actor.person_id, status=TenderStatus.DRAFT, **values)
     _draft_checks(tender, {"lots": lots})
+    _check_custodians(tender.decryption_mode, tender.custodian_threshold, len(custodians), publishing=False)
     db.session.add(tender)
     _set_lots(tender, lots)
+    _set_custodians(tender, custodians)
     db.session.flush()
     audit.record(actor, "tender.create", "tender", tender.id,
                  {"code": tender.code, "title": tender.title, "lots": len(lots),
+                  "custodian_ids": [p.id for p in custodians],
                   "values": {k: jsonable(v) for k, v in values.items()}})
     return tender
 
 
-def update_tender(actor: Actor, tender: Tender, changes: Mapping[str, Any], *, expected_version: int) -> Tender:
+def update_tender(actor: Actor, tender: Tender, changes: Mapping[str, Any], *,
+                  expected_version: int | None = None) -> Tender:
     """Edit a draft; a published tender changes only through an amendment."""
     require_manager(actor, tender)
     check_version(tender, expected_version)
     if tender.status != TenderStatus.DRAFT:
         raise NotEditable()
-    unknown = set(changes) - DRAFT_FIELDS - {"lots"}
+    unknown = set(changes) - DRAFT_FIELDS - {"lots", "custodian_ids"}
     if unknown:
         raise InvalidInput(fields={name: [_l("This field cannot be changed.")] for name in sorted(unknown)})
     changes = _normalise(changes)
+    custodians = _custodians(changes.pop("custodian_ids", None))
     _draft_checks(tender, changes)
+    count = len(custodians) if custodians is not None else len(tender.custodians)
+    _check_custodians(changes.get("decryption_mode", tender.decryption_mode),
+                      changes.get("custodian_threshold", tender.custodian_threshold), count, publishing=False)
     lots = changes.pop("lots", None)
     changed = diff(tender, changes)
+    if custodians is not None and [c.person_id for c in tender.custodians] != [p.id for p in custodians]:
+        changed["custodian_ids"] = [[c.person_id for c in tender.custodians], [p.id for p in custodians]]
     if lots is not None:
         old_lots = [{k: jsonable(getattr(lot, k)) for k in LOT_FIELDS} for lot in tender.lots]
         new_lots = [{k: jsonable(lot[k]) for k in LOT_FIELDS} for lot in lots]
@@ -191,7 +237,9 @@ def update_tender(actor: Actor, tender: Tender, changes: Mapping[str, Any], *, e
     flush_tender()
     if "lots" in changed:
         _set_lots(tender, lots)
-        db.session.flush()
+    if "custodian_ids" in changed:
+        _set_custodians(tender, custodians)
+    db.session.flush()
     audit.record(actor, "tender.update", "tender", tender.id, {"version": tender.version, "changes": changed})
     return tender
 
@@ -212,10 +260,10 @@ def add_document(actor: Actor, tender: Tender, *, stream: BinaryIO, filename: st
         raise InvalidInput(fields={"file": [_l("The file is larger than 200 MB.")]}) from exc
     if size == 0:
         raise InvalidInput(fields={"file": [_l("The file is empty.")]})
-    doc = TenderDocument(tender_id=tender.id, kind=kind, filename=name, sha256=sha256, size=size,
+    doc = TenderDocument(kind=kind, filename=name, sha256=sha256, size=size,
                          content_type=(content_type or "application/octet-stream")[:100],
                          uploaded_by_id=actor.person_id, uploaded_at=now())
-    db.session.add(doc)
+    tender.documents.append(doc)
     db.session.flush()
     audit.record(actor, "tender.document.add", "tender", tender.id,
                  {"document_id": doc.id, "filename": name, "sha256": sha256, "size": size, "kind": kind,
@@ -223,7 +271,7 @@ def add_document(actor: Actor, tender: Tender, *, stream: BinaryIO, filename: st
     return doc
 
 
-def publish_tender(actor: Actor, tender: Tender, *, expected_version: int) -> Tender:
+def publish_tender(actor: Actor, tender: Tender, *, expected_version: int | None = None) -> Tender:
     """Publish a draft: run every rule against now(), fix the rules version, issue the staged documents."""
     require_manager(actor, tender)
     check_version(tender, expected_version)
@@ -233,6 +281,7 @@ def publish_tender(actor: Actor, tender: Tender, *, expected_version: int) -> Te
     book = rulebook()
     rules = book.get(book.current_version, tender.region)
     raise_if(check_publication(rules, terms_of(tender), at))
+    _check_custodians(tender.decryption_mode, tender.custodian_threshold, len(tender.custodians), publishing=True)
     lifecycle.transition(tender, TenderStatus.PUBLISHED)
     tender.rules_version = rules.version
     tender.published_at = at
@@ -264,7 +313,7 @@ def cancel_tender(actor: Actor, tender: Tender, reason: str, *, expected_version
     return tender
 
 
-def download_document(actor: Actor, document: TenderDocument) -> TenderDocument:
+def record_download(actor: Actor, document: TenderDocument) -> TenderDocument:
     """Let a bidder (or the tender's staff) fetch an issued document; record the organisation's first download."""
     tender = document.tender
     if tender.is_managed_by(actor.organisation_id) and actor.role in (Role.TENDERER, Role.AGENCY):
@@ -298,5 +347,5 @@ def record_refused(actor: Actor, action: str, tender_id: int, summary: Mapping[s
     audit.record(actor, action, "tender", tender_id, dict(summary))
 
 
-__all__ = ["RulesViolated", "add_document", "cancel_tender", "create_tender", "download_document",
+__all__ = ["RulesViolated", "add_document", "cancel_tender", "create_tender", "record_download",
            "publish_tender", "record_refused", "rules_for", "update_tender"]

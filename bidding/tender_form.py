@@ -29,6 +29,7 @@ class Parsed:
 
     values: dict[str, Any] = field(default_factory=dict)
     errors: dict[str, list[Any]] = field(default_factory=dict)
+    lot_rows: list[int] = field(default_factory=list)  # form row of each parsed lot (blank rows skipped)
 
     def fail(self, name: str, message: Any) -> None:
         self.errors.setdefault(name, []).append(message)
@@ -107,6 +108,7 @@ def parse_lots(form, parsed: Parsed) -> list[dict[str, Any]]:
         _money(parsed, form, names["ceiling_price"], lot, "ceiling_price")
         _money(parsed, form, names["bond_amount"], lot, "bond_amount")
         lots.append(lot)
+        parsed.lot_rows.append(i)
     if not lots:
         parsed.fail("lots", _l("Add at least one lot (标段)."))
     return lots
@@ -138,6 +140,17 @@ def parse_tender_form(form) -> Parsed:
         parsed.fail("bid_validity_days", _l("Enter a whole number of days."))
     values["lots"] = parse_lots(form, parsed)
     return parsed
+
+
+def fields_on_rows(fields: dict[str, Any], lot_rows: list[int]) -> dict[str, Any]:
+    """Rename ``lots.K.x`` (K-th lot given to the service) to the form row the lot was typed in."""
+    out: dict[str, Any] = {}
+    for name, messages in fields.items():
+        parts = name.split(".")
+        if len(parts) == 3 and parts[0] == "lots" and parts[1].isdigit() and int(parts[1]) < len(lot_rows):
+            name = f"lots.{lot_rows[int(parts[1])]}.{parts[2]}"
+        out.setdefault(name, []).extend(messages)
+    return out
 
 
 def parse_deadline(form, parsed: Parsed, name: str = "new_deadline_at") -> datetime | None:

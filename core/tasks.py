@@ -114,16 +114,16 @@ def enqueue(task: Any, *args: Any, **kwargs: Any) -> None:
 
 
 def _send(celery_app: Celery, name: str, registered: Task | None, args: tuple, kwargs: dict) -> None:
-    if celery_app.conf.task_always_eager:
-        registered.apply_async(args, kwargs)  # runs now; its errors propagate (task_eager_propagates)
-        return
+    # Runs inside the session's after_commit hook: an exception escaping here would leave the caller's
+    # session unusable and skip the other after-commit callbacks, while the transaction is already
+    # committed. So failures are logged, never raised; in eager mode that includes the task's own error.
     try:
         if registered is not None:
             registered.apply_async(args, kwargs)
         else:
             celery_app.send_task(name, args, kwargs)
-    except Exception:  # the transaction is committed: report, do not fail the request
-        log.exception("task %s could not be queued", name)
+    except Exception:
+        log.exception("task %s failed (eager run or queueing after commit)", name)
 
 
 # -- the kernel's own periodic task ---------------------------------------------------------------

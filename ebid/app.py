@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Flask, request
+from flask import Flask, has_request_context, request
 from flask_babel import get_locale
 
 from core.config import Settings
@@ -17,11 +17,24 @@ LOCALES = ("zh_CN", "en")
 
 
 def select_locale() -> str:
-    """Pick the UI language: ?lang=, then the ``lang`` cookie, then Accept-Language, else zh_CN."""
+    """Pick the UI language: ?lang=, then the ``lang`` cookie, then Accept-Language, else zh_CN.
+
+    Outside a request (CLI, tasks, services called in tests) the default locale applies.
+    """
+    if not has_request_context():
+        return "zh_CN"
     wanted = request.args.get("lang") or request.cookies.get("lang")
     if wanted in LOCALES:
         return wanted
     return request.accept_languages.best_match(LOCALES, default="zh_CN") if request.accept_languages else "zh_CN"
+
+
+def current_locale() -> str:
+    """The request's locale as one of LOCALES (Babel spells zh_CN as ``zh_Hans_CN``)."""
+    locale = get_locale()
+    if locale is None:
+        return "zh_CN"
+    return next((name for name in LOCALES if name.split("_")[0] == locale.language), "zh_CN")
 
 
 def lang_url(locale: str) -> str:
@@ -58,7 +71,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.context_processor
     def _inject_locale():
-        return {"current_locale": str(get_locale() or "zh_CN"), "locales": LOCALES, "lang_url": lang_url}
+        return {"current_locale": current_locale(), "locales": LOCALES, "lang_url": lang_url}
 
     @app.after_request
     def _remember_locale(response):

@@ -9,6 +9,7 @@ from core.db import db
 from ebid.app_paths import MIGRATIONS_DIR
 from ebid.cli_audit import audit_cli
 from ebid.cli_export import export_cli
+from ebid.cli_identity import ca_cli, users_cli
 
 migrate = Migrate()
 
@@ -17,3 +18,5 @@ def register_cli(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True, compare_type=True)
     app.cli.add_command(audit_cli)
     app.cli.add_command(export_cli)
+    app.cli.add_command(users_cli)
+    app.cli.add_command(ca_cli)

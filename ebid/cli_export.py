@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from flask_babel import force_locale
 
 from bidding.ocds import to_json
 from bidding.ocds_api import export_package
@@ -48,10 +49,12 @@ def _write_atomically(path: Path, text: str) -> None:
 @click.option("--validate", is_flag=True, help="Validate against OCDS 1.1 first; write nothing if invalid.")
 def export_ocds(tender_id: int | None, out: Path | None, validate: bool) -> None:
     """Write an OCDS 1.1 release package of the published tenders (drafts are never exported)."""
-    try:
-        package = export_package(_settings(), tender_id=tender_id)
-    except NotFound as exc:
-        raise click.ClickException(exc.to_dict()["message"]) from exc
+    # The CLI speaks English, like the other ebid commands (domain errors render their message on creation).
+    with force_locale("en"):
+        try:
+            package = export_package(_settings(), tender_id=tender_id)
+        except NotFound as exc:
+            raise click.ClickException(exc.to_dict()["message"]) from exc
     if validate:
         errors = validate_package(package)
         if errors:

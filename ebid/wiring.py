@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from flask import Flask
 
-import bidding  # noqa: F401  (registers the domain's models)
+import bidding
 import core.audit  # noqa: F401
 import core.notifications  # noqa: F401
+from bidding.api import blp as tenders_api
 from bidding.ocds_api import bp as ocds_bp
+from bidding.views import register as register_tender_pages
+from core.audit_views import bp as audit_bp
 from core.config import Settings
+from core.identity.web import init_app as init_identity
+from core.realtime import init_realtime
+from core.tasks import init_celery
 from ebid import errors as error_pages
 from ebid.cli_commands import register_cli
 
@@ -17,4 +23,12 @@ def register(app: Flask, settings: Settings) -> None:
     """Attach every domain's doors (views, API, sockets, tasks) to ``app``."""
     error_pages.register(app)
     register_cli(app)
-    app.register_blueprint(ocds_bp)
+    init_identity(app)
+    init_realtime(app, settings)
+    init_celery(app, settings)
+    app.register_blueprint(audit_bp)
+    register_tender_pages(app)
+    bidding.init_app(app, settings.extra.get("rule_overrides"))
+    api = error_pages.make_api(app)
+    api.register_blueprint(tenders_api, name="tenders_api")  # "tenders" is the HTML pages' blueprint
+    api.register_blueprint(ocds_bp)

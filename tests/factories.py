@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import itertools
+from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 
+import bidding
+from core.clock import now
 from core.db import db
 from core.identity import uscc as uscc_mod
+from core.identity.access import actor_for
 from core.identity.models import Organisation, OrganisationKind, Person, Role, RoleGrant
 from core.identity.passwords import hash_password, use_fast_hashing_for_tests
 
@@ -51,4 +57,39 @@ def create_person(app):
         db.session.add(person)
         db.session.flush()
         return person
+    return create
+
+
+@pytest.fixture
+def create_tender(app, create_org, create_person):
+    """Build a valid draft tender (one lot, one document, periods that satisfy the rules from now on).
+
+    ``publish=True`` publishes it through the service. Overrides: any tender field, ``lots`` (list of
+    dicts), ``tenderer`` (Organisation), ``created_by`` (Person, a tenderer member of ``tenderer``).
+    The staff member is ``tender.created_by``; act for it with
+    ``actor_for(tender.created_by, "tenderer", tender.tenderer_id)``.
+    """
+    def create(*, publish: bool = False, documents: int = 1, **overrides):
+        tenderer = overrides.pop("tenderer", None) or create_org(kind=OrganisationKind.TENDERER)
+        person = overrides.pop("created_by", None) or create_person(roles=("tenderer",), organisation=tenderer)
+        start = now()
+        data = {"title": "Road reconstruction works", "description": "Roads, drainage and lighting.",
+                "regime": "works", "category": "works", "is_mandatory": True, "region": "370200",
+                "estimated_price": Decimal("1000000.00"), "ceiling_price": Decimal("980000.00"),
+                "documents_from_at": start, "documents_until_at": start + timedelta(days=10),
+                "question_deadline_at": start + timedelta(days=15), "bid_deadline_at": start + timedelta(days=25),
+                "bid_validity_days": 90,
+                "lots": [{"title": "Lot 1", "estimated_price": Decimal("1000000.00"),
+                          "bond_amount": Decimal("20000.00")}]}
+        data.update(overrides)
+        actor = actor_for(person, "tenderer", tenderer.id)
+        tender = bidding.create_tender(actor, data)
+        for i in range(documents):
+            bidding.add_document(actor, tender, stream=io.BytesIO(f"tender documents {i}".encode()),
+                                 filename=f"documents-{i}.pdf", content_type="application/pdf",
+                                 kind="biddingDocuments")
+        if publish:
+            bidding.publish_tender(actor, tender, expected_version=tender.version)
+        db.session.flush()
+        return tender
     return create
