@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import login_required
 from sqlalchemy import func, or_, select
 
@@ -192,7 +193,7 @@ def upload(tender_id: int):
         db.session.commit()
     except DomainError as exc:
         return _manage_refused(exc, tender_id, "upload")
-    flash(_("%(count)s file(s) uploaded.", count=len(ids)), "success")
+    flash(ngettext("%(num)s file uploaded.", "%(num)s files uploaded.", len(ids)), "success")
     return redirect(url_for("tenders.manage", tender_id=tender.id))
 
 

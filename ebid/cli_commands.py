@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Flask
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
 from flask_migrate import Migrate
 
 from core.db import db
+from core.realtime import run_server
 from ebid.app_paths import MIGRATIONS_DIR
 from ebid.cli_audit import audit_cli
 from ebid.cli_export import export_cli
 from ebid.cli_identity import ca_cli, users_cli
+from ebid.demo import demo_command
 
 migrate = Migrate()
 
@@ -20,3 +24,15 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(export_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(ca_cli)
+    app.cli.add_command(demo_command)
+    app.cli.add_command(serve_command)
+
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@with_appcontext
+def serve_command(host: str, port: int) -> None:
+    """Serve the site with Socket.IO (one process; use gunicorn behind a proxy in production)."""
+    run_server(current_app._get_current_object(), host=host, port=port)

@@ -286,7 +286,10 @@ def revoke_certificate(actor: Actor, certificate: Certificate, reason: str = "un
 
 
 def build_crl(ca: PlatformCA, *, next_update_days: int = 7) -> bytes:
-    """Return a PEM CRL, signed by the CA, listing every certificate it has revoked."""
+    """Return a PEM CRL, signed by the CA, listing every certificate it has revoked.
+
+    The CRL number is the Unix time of issue, so it grows from one CRL to the next without state.
+    """
     at = now().replace(microsecond=0)
     ca_ski = ca.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     builder = (x509.CertificateRevocationListBuilder().issuer_name(ca.certificate.subject)

@@ -9,7 +9,7 @@ rather than ignored.
 
 from __future__ import annotations
 
-from flask import Flask, current_app, g, redirect, request, url_for
+from flask import Flask, current_app, flash, g, redirect, request, url_for
 from flask_babel import lazy_gettext as _l
 
 from core.db import db
@@ -57,6 +57,7 @@ def unauthorized():
     """Not logged in: 401 for the API and token clients, the login page (with ``next``) for people."""
     if request.path.startswith("/api/") or request.headers.get("Authorization"):
         raise NotAuthenticated()
+    flash(login_manager.login_message, "info")
     target = request.full_path if request.query_string else request.path
     return redirect(url_for("identity.login", next=target))
 

@@ -188,6 +188,20 @@ def test_person_in_several_organisations_picks_the_one_to_act_for(client, create
     assert db.session.scalar(select(Tender.tenderer_id)) == second.id
 
 
+def test_agency_drafts_for_a_client_named_by_its_uscc(client, create_person, create_org):
+    agency = create_org(kind=OrganisationKind.AGENCY)
+    client_org = create_org(kind=OrganisationKind.TENDERER, name="Qingdao Port Authority")
+    person = create_person(roles=("agency",), organisation=agency)
+    db.session.commit()
+    login(client, person)
+    unknown = client.post("/tenders/new?lang=en", data=draft_form(tenderer_uscc="91370200MA00000000"))
+    assert unknown.status_code == 422 and 'data-field="tenderer_uscc"' in text_of(unknown)
+    assert client.post("/tenders/new", data=draft_form(tenderer_uscc=client_org.uscc)).status_code == 302
+    tender = db.session.scalar(select(Tender))
+    assert (tender.tenderer_id, tender.agency_id) == (client_org.id, agency.id)
+    assert "Qingdao Port Authority" in text_of(client.get("/my/tenders"))
+
+
 def test_non_member_cannot_act_for_another_organisation(client, create_person, create_org, create_tender):
     mine, other = create_org(kind=OrganisationKind.TENDERER), create_org(name="Other Works Bureau")
     person = create_person(roles=("tenderer",), organisation=mine)
@@ -258,6 +272,15 @@ def test_amendment_and_cancellation_through_the_forms(client, create_tender):
     tender = create_tender(publish=True)
     db.session.commit()
     login(client, tender.created_by)
+    before = snapshot()
+    earlier = beijing(tender.bid_deadline_at - timedelta(days=1))
+    refused = client.post(f"/tenders/{tender.id}/amendments?lang=en", content_type="multipart/form-data", data={
+        "version": tender.version, "summary": "Deadline earlier.", "affects_bids": "1",
+        "new_deadline_at": f"{earlier:%Y-%m-%dT%H:%M}", "files": (io.BytesIO(b"refused file"), "refused.pdf")})
+    assert refused.status_code == 422 and "not bring it forward" in text_of(refused)
+    assert "refused.pdf" not in text_of(refused)  # the upload of a refused amendment is not kept
+    assert snapshot() == before
+
     new_deadline = beijing(tender.bid_deadline_at + timedelta(days=5))
     response = client.post(f"/tenders/{tender.id}/amendments", content_type="multipart/form-data", data={
         "version": tender.version, "summary": "Drawings updated.", "affects_bids": "1",
@@ -313,15 +336,26 @@ def test_bidder_downloads_asks_and_is_notified_of_the_answer(app, client, create
     assert tender.code in notifications and f'href="/tenders/{tender.id}"' in notifications
 
 
-def test_bidder_raises_an_objection_and_a_late_question_is_refused_on_the_page(client, create_tender,
-                                                                              create_bidder, frozen):
+def test_objection_is_answered_and_a_late_question_is_refused_on_the_page(app, client, create_tender,
+                                                                           create_bidder, frozen):
     tender = create_tender(publish=True)
     bidder, _ = create_bidder()
     db.session.commit()
     login(client, bidder)
     assert client.post(f"/tenders/{tender.id}/objections", data={"text": "Lot 1 excludes SMEs."}).status_code == 302
     page = text_of(client.get(f"/tenders/{tender.id}?lang=en"))
-    assert "Awaiting answer" in page and "Lot 1 excludes SMEs." in page and "suspended" in page
+    assert "Awaiting answer" in page and "Lot 1 excludes SMEs." in page and "badge-suspended" in page
+
+    db.session.expire_all()
+    objection = db.session.get(Tender, tender.id).objections[0]
+    staff = login(app.test_client(), tender.created_by)
+    assert "Lot 1 excludes SMEs." in text_of(staff.get(f"/tenders/{tender.id}/manage"))
+    response = staff.post(f"/tenders/{tender.id}/objections/{objection.id}/answer",
+                          data={"answer": "Lot 1 is reserved for SMEs; see section 3."})
+    assert response.status_code == 302
+    page = text_of(client.get(f"/tenders/{tender.id}?lang=en"))
+    assert "Lot 1 is reserved for SMEs" in page and "badge-suspended" not in page
+    assert 'class="badge badge-answered"' in page
 
     frozen.travel(timedelta(days=16))  # past the question deadline (15 days)
     before = snapshot()
