@@ -143,6 +143,7 @@ def seed_tender(result: DemoResult) -> None:
     deadline = beijing(start + timedelta(days=25)).replace(hour=9, minute=30, second=0, microsecond=0)
     custodians = [result.people[f"custodian{i}@demo.ebid"].id for i in (1, 2, 3)]
     tender = bidding.create_tender(agent, {
+        "code": f"{DEMO_TENDER_CODE_PREFIX}-{beijing(start):%Y}-001",
         "title": "青岛西海岸新区滨海大道道路改造工程施工招标",
         "description": "滨海大道(长江路至昆仑山路段)道路、排水及照明改造工程施工,分两个标段。",
         "regime": "works", "category": "works", "is_mandatory": True, "region": "370200",

@@ -9,7 +9,7 @@ fi
 stamp=.venv/.ebid-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[test]'
+  .venv/bin/python -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat
   touch "$stamp"
 fi
 if [ -d translations ]; then

@@ -18,6 +18,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required, login_user, logout_user
 
 from core.audit import record
@@ -27,13 +28,18 @@ from core.errors import NotFound, ValidationFailed
 from core.extensions import csrf, limiter
 from core.identity.access import actor_for, current_actor, source_address
 from core.identity.forms import ApiTokenForm, ConfirmForm, LoginForm
-from core.identity.models import ApiToken, Person
+from core.identity.models import ApiToken, Person, Role
 from core.identity.providers import AuthenticationFailed, get_provider
 from core.identity.tokens import issue_api_token, revoke_api_token
 
 bp = Blueprint("identity", __name__)
 api = Blueprint("identity_api", __name__, url_prefix="/api/auth")
 
+ROLE_LABELS = {
+    Role.BIDDER: _l("Bidder"), Role.TENDERER: _l("Tenderer staff"), Role.AGENCY: _l("Agency staff"),
+    Role.EXPERT: _l("Evaluation expert"), Role.SUPERVISOR: _l("Supervisor"), Role.CUSTODIAN: _l("Key custodian"),
+    Role.ISSUER: _l("Guarantee issuer staff"), Role.ADMIN: _l("Platform administrator"),
+}
 LOGIN_LIMIT = "5 per minute"
 AUTH_API_LIMIT = "10 per minute"
 
@@ -100,7 +106,8 @@ def _render_account(token_form: ApiTokenForm | None = None, new_token: str | Non
     person = current_user._get_current_object()
     response = current_app.make_response((render_template(
         "identity/account.html", person=person, token_form=token_form or ApiTokenForm(), confirm_form=ConfirmForm(),
-        tokens=list(reversed(person.api_tokens)), new_token=new_token, at=now(), bj=beijing_text), status))
+        tokens=list(reversed(person.api_tokens)), new_token=new_token, at=now(), bj=beijing_text,
+        role_labels=ROLE_LABELS), status))
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -122,7 +129,7 @@ def create_token():
                                        expires_at=now() + timedelta(days=days) if days else None)
     db.session.commit()
     # Shown in this response only: never flashed (the session cookie is signed, not encrypted) nor stored.
-    return _render_account(new_token=plaintext, status=201)
+    return _render_account(token_form=ApiTokenForm(formdata=None), new_token=plaintext, status=201)
 
 
 def _own_token(token_id: int) -> ApiToken:

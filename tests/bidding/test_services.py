@@ -232,3 +232,50 @@ def test_the_tenderer_cannot_act_as_bidder_on_its_own_tender(frozen, create_tend
     err = refused(Forbidden, bidding.record_download, actor_for(insider, "bidder", tender.tenderer_id),
                   tender.documents[0])
     assert err.code == "own_tender"
+
+
+def test_custodians_for_the_opening_key(frozen, create_tender, create_person):
+    keepers = [create_person(roles=("custodian",)) for _ in range(3)]
+    plain = create_person(roles=("expert",))
+    tender = create_tender(decryption_mode="bidder_then_custodians", custodian_threshold=2,
+                           custodian_ids=[k.id for k in keepers])
+    assert [c.person_id for c in tender.custodians] == [k.id for k in keepers]
+    actor = staff(tender)
+    err = refused(ValidationFailed, bidding.update_tender, actor, tender, {"custodian_ids": [plain.id]},
+                  expected_version=1)
+    assert "custodian_ids" in err.to_dict()["fields"]
+    refused(ValidationFailed, bidding.update_tender, actor, tender, {"custodian_threshold": 4}, expected_version=1)
+    bidding.update_tender(actor, tender, {"custodian_ids": [keepers[0].id]}, expected_version=1)
+    assert last_event("tender.update").summary["changes"]["custodian_ids"] == [[k.id for k in keepers],
+                                                                               [keepers[0].id]]
+    err = refused(RulesViolated, bidding.publish_tender, actor, tender, expected_version=tender.version)
+    assert err.code == "custodians_required"
+    bidding.update_tender(actor, tender, {"custodian_ids": [k.id for k in keepers]}, expected_version=tender.version)
+    bidding.publish_tender(actor, tender, expected_version=tender.version)
+    assert tender.status == TenderStatus.PUBLISHED
+
+
+def test_agency_staff_manage_the_tender_they_run(frozen, create_org, create_person, create_bidder):
+    client, agency = create_org(kind=OrganisationKind.TENDERER), create_org(kind=OrganisationKind.AGENCY)
+    agent = actor_for(create_person(roles=("agency",), organisation=agency), "agency", agency.id)
+    tender = bidding.create_tender(agent, {
+        "title": "Agency run", "regime": "gp", "category": "goods", "is_mandatory": False,
+        "estimated_price": Decimal("300000"), "bid_deadline_at": T0 + 20 * DAY, "documents_until_at": T0 + 5 * DAY,
+        "question_deadline_at": T0 + 10 * DAY, "tenderer_id": client.id,
+        "lots": [{"title": "Computers", "estimated_price": Decimal("300000")}]})
+    bidding.add_document(agent, tender, stream=io.BytesIO(b"docs"), filename="docs.pdf")
+    bidding.publish_tender(agent, tender, expected_version=tender.version)
+    assert tender.status == TenderStatus.PUBLISHED and last_event("tender.publish").actor_role == "agency"
+    other_agency = create_org(kind=OrganisationKind.AGENCY)
+    outsider = actor_for(create_person(roles=("agency",), organisation=other_agency), "agency", other_agency.id)
+    refused(Forbidden, bidding.cancel_tender, outsider, tender, "not ours")
+
+
+def test_documents_not_yet_available(frozen, create_tender, create_bidder):
+    tender = create_tender(documents_from_at=T0 + DAY, bid_deadline_at=T0 + 26 * DAY,
+                           documents_until_at=T0 + 10 * DAY, publish=True)
+    _, bidder = create_bidder()
+    err = refused(DeadlinePassed, bidding.record_download, bidder, tender.documents[0])
+    assert err.code == "documents_not_yet_available"
+    frozen.travel(DAY)
+    bidding.record_download(bidder, tender.documents[0])

@@ -6,6 +6,7 @@ import json
 import threading
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import PurePosixPath
 
 import pytest
 from sqlalchemy import select, text
@@ -16,6 +17,7 @@ from core.audit import GENESIS, AuditEvent, Head, current_head, event_hash, hash
 from core.audit_verify import verify_chain
 from core.clock import clock
 from core.db import db, install_database_guards
+from core.identity.models import Role
 from tests.core.audit_fixtures import ALICE, BOB, make_events, sql
 
 PEM = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBb...\n-----END EC PRIVATE KEY-----"
@@ -73,6 +75,10 @@ def test_system_actor_and_missing_object_id(app):
     ({"tuple": (1, "a")}, {"tuple": [1, "a"]}),
     ({"amount": Decimal("12.30")}, {"amount": "12.30"}),
     ({1: "one"}, {"1": "one"}),
+    ({"roles": {"b", "a"}}, {"roles": ["a", "b"]}),
+    ({"role": Role.SUPERVISOR}, {"role": "supervisor"}),
+    ({"at": datetime(2026, 3, 2, 8, 0, tzinfo=UTC)}, {"at": "2026-03-02T08:00:00+00:00"}),
+    ({"path": PurePosixPath("/data/bids/7")}, {"path": "/data/bids/7"}),
     ({"plain": "public key fingerprint", "count": 3, "ok": True, "none": None},
      {"plain": "public key fingerprint", "count": 3, "ok": True, "none": None}),
 ])

@@ -95,6 +95,24 @@ def test_events_keep_their_order(app, joined):
     assert [m["args"] for m in hall.get_received(NS)] == [[0], [1], [2], [3], [4]]
 
 
+def test_a_failed_push_does_not_fail_the_committed_transaction(app, joined, monkeypatch, caplog):
+    hall = joined("tender:1")
+
+    def unreachable(*args, **kwargs):
+        raise ConnectionError("message queue unreachable")
+
+    monkeypatch.setattr(socketio.server, "emit", unreachable)  # a broker outage, as the library sees it
+    change_something()
+    publish("bid.received", {"tender": 1}, room="tender:1", namespace=NS)
+    db.session.commit()
+    assert "realtime event bid.received to room tender:1 could not be sent" in caplog.text
+    monkeypatch.undo()
+    change_something()  # the session is still usable and later events flow again
+    publish("bid.received", {"tender": 1, "again": True}, room="tender:1", namespace=NS)
+    db.session.commit()
+    assert [m["args"] for m in hall.get_received(NS)] == [[{"tender": 1, "again": True}]]
+
+
 def test_payload_that_is_not_json_fails_inside_the_service(app):
     with pytest.raises(TypeError):
         publish("bad", {"when": object()})
