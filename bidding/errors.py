@@ -21,8 +21,10 @@ class RulesViolated(RuleViolation):
         fields: dict[str, list[Any]] = {}
         for v in self.violations:
             fields.setdefault(v.field, []).append(v)
-        code = self.violations[0].code if len(self.violations) == 1 else None
-        super().__init__(message, code=code, fields=fields)
+        single = len(self.violations) == 1
+        if single and message is None:
+            message = self.violations[0]  # rendered lazily: the rule itself says what to fix
+        super().__init__(message, code=self.violations[0].code if single else None, fields=fields)
 
 
 class TransitionRefused(RuleViolation):

@@ -141,14 +141,16 @@ def canonical(data: Any) -> bytes:
                       allow_nan=False, default=str).encode()
 
 
+HASHED_FIELDS = ("seq", "at", "actor_person_id", "actor_name", "actor_role", "organisation_id",
+                 "organisation_uscc", "source", "object_type", "object_id", "action", "summary")
+"""The columns covered by an event's hash (format version 1; see docs/audit-trail.md)."""
+
+
 def hashed_fields(ev: Any) -> dict[str, Any]:
-    """The fields covered by an event's hash (works on model instances and result rows alike)."""
-    return {
-        "seq": ev.seq, "at": ev.at.isoformat(), "actor_person_id": ev.actor_person_id,
-        "actor_name": ev.actor_name, "actor_role": ev.actor_role, "organisation_id": ev.organisation_id,
-        "organisation_uscc": ev.organisation_uscc, "source": ev.source, "object_type": ev.object_type,
-        "object_id": ev.object_id, "action": ev.action, "summary": ev.summary,
-    }
+    """The fields covered by an event's hash, from a model instance or anything with those attributes."""
+    fields = {name: getattr(ev, name) for name in HASHED_FIELDS}
+    fields["at"] = fields["at"].isoformat()
+    return fields
 
 
 def event_hash(prev_hash: str, fields: dict[str, Any]) -> str:

@@ -15,11 +15,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.audit import GENESIS, AuditEvent, Head, current_head, event_hash, hashed_fields
+from core.audit import GENESIS, HASHED_FIELDS, AuditEvent, Head, current_head, event_hash
 from core.clock import now
 from core.db import db
 
@@ -72,10 +73,12 @@ def verify_chain(anchors: Iterable[Head] = (), session: Session | None = None,
     anchors = list(anchors)
     wanted = {a.seq for a in anchors}
     hashes_at: dict[int, str] = {0: GENESIS}
-    rows = session.execute(select(*AuditEvent.__table__.c).order_by(AuditEvent.seq)
-                           .execution_options(yield_per=batch_size))
+    columns = [getattr(AuditEvent, name) for name in HASHED_FIELDS]
+    rows = session.execute(select(*columns, AuditEvent.id, AuditEvent.prev_hash, AuditEvent.hash)
+                           .order_by(AuditEvent.seq).execution_options(yield_per=batch_size))
     expected_seq, expected_prev, count = 1, GENESIS, 0
-    for row in rows:
+    for values in rows:
+        row = _Row(dict(zip(HASHED_FIELDS, values, strict=False)), *values[-3:])
         broken = _check_row(session, row, expected_seq, expected_prev)
         if broken is not None:
             rows.close()
@@ -92,7 +95,18 @@ def verify_chain(anchors: Iterable[Head] = (), session: Session | None = None,
     return ChainVerification(count=count, head=head, anchors_checked=len(anchors))
 
 
-def _check_row(session: Session, row, expected_seq: int, expected_prev: str) -> BrokenLink | None:
+class _Row(NamedTuple):
+    fields: dict[str, Any]
+    id: int
+    prev_hash: str
+    hash: str
+
+    @property
+    def seq(self) -> int:
+        return self.fields["seq"]
+
+
+def _check_row(session: Session, row: _Row, expected_seq: int, expected_prev: str) -> BrokenLink | None:
     if row.seq > expected_seq:
         missing = (f"seq {expected_seq}" if row.seq == expected_seq + 1
                    else f"seq {expected_seq} to {row.seq - 1}")
@@ -113,7 +127,8 @@ def _check_row(session: Session, row, expected_seq: int, expected_prev: str) -> 
         return BrokenLink(RELINKED, row.seq, row.id,
                           f"it links to an event that is no longer in the trail: the event before it "
                           f"(seq {expected_seq - 1}) was removed or rewritten")
-    if event_hash(row.prev_hash, hashed_fields(row)) != row.hash:
+    fields = {**row.fields, "at": row.fields["at"].isoformat()}
+    if event_hash(row.prev_hash, fields) != row.hash:
         return BrokenLink(EDITED, row.seq, row.id, "the stored hash does not match the row's contents")
     return None
 

@@ -11,8 +11,8 @@ from flask_login import current_user
 from sqlalchemy import Select, select
 
 from core.audit import AuditEvent
-from core.audit_verify import anchors_path, verify_with_anchors
-from core.clock import BEIJING, beijing
+from core.audit_verify import ChainVerification, anchors_path, verify_with_anchors
+from core.clock import BEIJING, beijing, now
 from core.db import db
 from core.errors import Forbidden
 from core.extensions import login_manager
@@ -21,6 +21,7 @@ from core.identity.models import Role
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 
 PER_PAGE = 50
+VERIFY_TTL = dt.timedelta(minutes=5)
 READERS = (Role.SUPERVISOR, Role.ADMIN)
 
 
@@ -91,13 +92,27 @@ def broken_link_message(reason: str) -> str:
     return str(messages.get(reason, _l("The chain is broken.")))
 
 
+def chain_verification(force: bool = False) -> ChainVerification:
+    """The chain's verification, re-run when older than VERIFY_TTL or when forced.
+
+    A full verification reads every event (about 20,000 per second), so on a large trail each web
+    process reuses its last result for a few minutes; the page shows when it ran and can force a new one.
+    """
+    cache = current_app.extensions.setdefault("ebid.audit_verification", {})
+    last: ChainVerification | None = cache.get("result")
+    if force or last is None or now() - last.checked_at >= VERIFY_TTL:
+        last = verify_with_anchors(anchors_path(current_app.extensions["ebid.settings"].data_dir))
+        cache["result"] = last
+    return last
+
+
 @bp.get("/")
 def index():
     """List events newest first, with filters, and the chain's verification at the top."""
     filters, errors = parse_filters(request.args)
     page = request.args.get("page", 1, type=int)
     pagination = db.paginate(filtered_events(filters), page=page, per_page=PER_PAGE, error_out=False)
-    verification = verify_with_anchors(anchors_path(current_app.extensions["ebid.settings"].data_dir))
+    verification = chain_verification(force=request.args.get("verify") == "1")
     object_types = db.session.execute(select(AuditEvent.object_type).distinct()
                                       .order_by(AuditEvent.object_type)).scalars().all()
     return render_template("audit/index.html", pagination=pagination, filters=filters, errors=errors,

@@ -9,7 +9,8 @@ Modes. With a Redis URL, Redis is broker and result backend and ``celery -A ebid
 (plus exactly one ``celery -A ebid.worker beat``) run the tasks. Without Redis (the embedded demo)
 tasks run in-process at send time (``task_always_eager``); eager mode ignores countdowns. Test
 settings run eagerly too, so that suites stay deterministic; ``settings.extra["celery_always_eager"]``
-overrides either default.
+overrides either default. Whatever the mode, a task sent by :func:`enqueue` never fails the committed
+transaction that sent it: a broker error, or an eager task's own error, is logged.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from celery import Celery, Task, shared_task
 from celery.schedules import crontab
 from flask import Flask, current_app
+from kombu.utils import json as kombu_json
 
 from core.audit_verify import anchor_now
 from core.config import Settings
@@ -104,7 +106,12 @@ def celery_of(app: Flask) -> Celery:
 
 
 def enqueue(task: Any, *args: Any, **kwargs: Any) -> None:
-    """Send ``task`` (a task or its name) with JSON arguments once the current transaction commits."""
+    """Send ``task`` (a task or its name) with JSON arguments once the current transaction commits.
+
+    Arguments are encoded now, as the broker would encode them, so that an object passed where an id
+    belongs fails inside the service, in eager mode too (eager runs skip serialisation).
+    """
+    kombu_json.dumps([args, kwargs])
     celery_app = celery_of(current_app)
     name = task if isinstance(task, str) else task.name
     registered = celery_app.tasks.get(name)

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from core.clock import clock
@@ -65,9 +66,23 @@ def settings(tmp_path: Path, _pg_schema) -> Settings:
                     secret_key="test-secret", testing=True)
 
 
+class FreshContextClient(FlaskClient):
+    """Each request in its own app context, as in production.
+
+    The ``app`` fixture keeps one app context open for the whole test; Flask would reuse it for every
+    test-client request, so ``g`` (the logged-in user, the cached locale, the CSRF token) and the
+    database session would leak from one request to the next.
+    """
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def app(settings: Settings):
     app = create_app(settings)
+    app.test_client_class = FreshContextClient
     app.config.update(WTF_CSRF_ENABLED=False, RATELIMIT_ENABLED=False)
     if not ON_POSTGRES:
         _schema_ready(app)

@@ -201,9 +201,9 @@ def me():
     person = current_user._get_current_object()
     return jsonify({"id": person.id, "name": person.name, "email": person.email,
                     "authenticated_by": "token" if g.get("api_token") else "session",
-                    "roles": [{"role": g.role.value,
-                               "organisation_uscc": g.organisation.uscc if g.organisation else None}
-                              for g in person.grants]})
+                    "roles": [{"role": grant.role.value,
+                               "organisation_uscc": grant.organisation.uscc if grant.organisation else None}
+                              for grant in person.grants]})
 
 
 @api.post("/tokens/<int:token_id>/revoke")

@@ -94,6 +94,9 @@ def test_schema_errors_have_the_one_shape(frozen, tenderer, api_as):
     assert {"regime", "bid_deadline_at", "lots.0.title", "lots.0.estimated_price"} <= set(body["fields"])
     assert "UTC offset" in body["fields"]["bid_deadline_at"][0]
     assert_error_shape(api.get("/api/tenders?page=0"), 422, "validation_failed")
+    assert_error_shape(api.post("/api/tenders", data="{", content_type="application/json"), 400)
+    no_file = api.post("/api/tenders/1/documents", content_type="multipart/form-data", data={"kind": "x"})
+    assert "file" in assert_error_shape(no_file, 422, "validation_failed")["fields"]
     assert_error_shape(api.get("/api/nowhere"), 404)
     assert_error_shape(api.put("/api/tenders"), 405)
     assert_error_shape(api.get("/api/tenders/999"), 404, "not_found")

@@ -8,8 +8,6 @@ import re
 from datetime import timedelta
 from decimal import Decimal
 
-import pytest
-from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from bidding.models import DocumentDownload, Question, Tender, TenderStatus
@@ -20,28 +18,6 @@ from core.notifications import Notification
 from ebid.app_paths import TRANSLATIONS_DIR
 from tests.bidding.conftest import T0, snapshot
 from tests.factories import PASSWORD
-
-
-class FreshContextClient(FlaskClient):
-    """Each request in its own app context, as in production.
-
-    The ``app`` fixture keeps one app context open for the whole test and Flask reuses it for requests,
-    so ``g`` (the cached locale, the logged-in user) would otherwise leak from one request to the next.
-    """
-
-    def open(self, *args, **kwargs):
-        with self.application.app_context():
-            return super().open(*args, **kwargs)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_context_per_request(app):
-    app.test_client_class = FreshContextClient
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
 
 
 def login(client, person):

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from bidding.errors import RulesViolated
 from bidding.rules import (
     CN_2019_1,
     LotTerms,
@@ -246,3 +247,11 @@ def test_region_requiring_25_days_refuses_20():
     [v] = check_periods(rules, t, T0)
     assert v.code == "bid_period_too_short" and v.params["days"] == 25
     assert check_periods(rules, replace(t, bid_deadline_at=T0 + 25 * DAY), T0) == []
+
+
+def test_one_violation_is_its_own_message_several_get_a_summary():
+    [late] = check_objection(RULES, at=T0, bid_deadline=T0 + DAY)
+    single = RulesViolated([late]).to_dict()
+    assert single["code"] == "objection_too_late" and single["message"] == str(late)
+    several = RulesViolated(check_prices(terms(estimated_price=Decimal("0"), ceiling_price=Decimal("-1")))).to_dict()
+    assert several["code"] == "rule_violation" and set(several["fields"]) == {"estimated_price", "ceiling_price"}

@@ -71,6 +71,21 @@ def test_verification_at_the_top_names_the_broken_link(supervisor_client, tamper
     assert "Chain broken at event 2" in html
 
 
+def test_verification_is_reused_for_a_few_minutes_unless_forced(supervisor_client, tamper):
+    clock.freeze(datetime(2026, 3, 2, 2, 0, tzinfo=UTC))
+    make_events(4)
+    assert 'data-chain="intact"' in supervisor_client.get("/audit/").get_data(as_text=True)
+    tamper("DELETE FROM audit_events WHERE seq = 2")
+    clock.travel(timedelta(minutes=4))
+    stale = supervisor_client.get("/audit/").get_data(as_text=True)
+    assert 'data-chain="intact"' in stale and "2026-03-02 10:00:00" in stale  # says when it was checked
+    assert 'data-reason="deleted"' in supervisor_client.get("/audit/?verify=1").get_data(as_text=True)
+    tamper("DELETE FROM audit_events WHERE seq = 1")
+    clock.travel(timedelta(minutes=5))
+    expired = supervisor_client.get("/audit/?lang=en").get_data(as_text=True)
+    assert "Chain broken at event 1" in expired  # re-verified: the first broken link moved
+
+
 def test_filters(supervisor_client):
     clock.freeze(datetime(2026, 3, 1, 15, 0, tzinfo=UTC))  # 23:00 on 1 March, Beijing time
     record(ALICE, "tender.published", "tender", 1)

@@ -136,6 +136,13 @@ def test_enqueue_by_name_and_unknown_names(app):
         enqueue("tests.core.nonexistent")
 
 
+def test_arguments_must_be_json(app):
+    with pytest.raises(TypeError):
+        enqueue(note, AuditEvent())  # an object where an id belongs
+    db.session.commit()
+    assert noted() == []
+
+
 def test_anchor_task_appends_the_head(app, settings):
     record(Actor.system("test"), "test.started", "test", 0)
     db.session.commit()
@@ -153,7 +160,8 @@ def _worker_app(settings, **conf):
 
 def test_real_worker_on_memory_broker(app, settings):
     worker_app, celery_app = _worker_app(replace(settings, redis_url=None),
-                                         broker_url="memory://", result_backend="cache+memory://")
+                                         broker_url="memory://", result_backend="cache+memory://",
+                                         broker_transport_options={"polling_interval": 0.05})
     with worker_app.app_context(), start_worker(celery_app, pool="solo", perform_ping_check=False):
         assert celery_app.tasks["tests.core.add"].delay(2, 3).get(timeout=15) == 5
         enqueue(note, 6)

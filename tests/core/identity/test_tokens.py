@@ -32,10 +32,11 @@ def token_of(create_person):
 
 
 def test_token_authenticates_api_and_pages(client, create_person, token_of):
-    person = create_person(name="王磊")
+    person = create_person(name="王磊", roles=("expert",))
     token, plaintext = token_of(person)
     me = client.get("/api/auth/me", headers=bearer(plaintext))
     assert me.status_code == 200
+    assert me.get_json()["roles"] == [{"role": "expert", "organisation_uscc": None}]
     assert me.get_json()["id"] == person.id and me.get_json()["authenticated_by"] == "token"
     assert "王磊" in client.get("/account", headers=bearer(plaintext)).get_data(as_text=True)
     db.session.refresh(token)
