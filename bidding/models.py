@@ -7,11 +7,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Enum, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.clock import now
-from core.db import db
+from core.db import db, enum_type
 from core.identity.models import Organisation, Person
 
 
@@ -46,9 +46,6 @@ class DecryptionMode(enum.StrEnum):
     DOUBLE_ENVELOPE = "double_envelope"
 
 
-def _enum(cls):
-    return Enum(cls, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
-
 
 class Tender(db.Model):
     """A tender (招标项目) with one or more lots, its periods and the settings later stages use."""
@@ -59,11 +56,11 @@ class Tender(db.Model):
     code: Mapped[str] = mapped_column(String(40), unique=True)
     title: Mapped[str] = mapped_column(String(300))
     description: Mapped[str] = mapped_column(Text, default="")
-    regime: Mapped[Regime] = mapped_column(_enum(Regime))
-    category: Mapped[ProcurementCategory] = mapped_column(_enum(ProcurementCategory))
+    regime: Mapped[Regime] = mapped_column(enum_type(Regime))
+    category: Mapped[ProcurementCategory] = mapped_column(enum_type(ProcurementCategory))
     is_mandatory: Mapped[bool] = mapped_column(default=True)  # 依法必须招标
     region: Mapped[str] = mapped_column(String(12), default="CN")
-    status: Mapped[TenderStatus] = mapped_column(_enum(TenderStatus), default=TenderStatus.DRAFT, index=True)
+    status: Mapped[TenderStatus] = mapped_column(enum_type(TenderStatus), default=TenderStatus.DRAFT, index=True)
 
     tenderer_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"), index=True)
     agency_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"))
@@ -81,7 +78,7 @@ class Tender(db.Model):
 
     evaluation_method: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     guarantee_policy: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    decryption_mode: Mapped[DecryptionMode] = mapped_column(_enum(DecryptionMode), default=DecryptionMode.BIDDER)
+    decryption_mode: Mapped[DecryptionMode] = mapped_column(enum_type(DecryptionMode), default=DecryptionMode.BIDDER)
     custodian_threshold: Mapped[int | None]
 
     rules_version: Mapped[str | None] = mapped_column(String(40))
@@ -221,7 +218,7 @@ class Objection(db.Model):
     text: Mapped[str] = mapped_column(Text)
     raised_at: Mapped[datetime] = mapped_column(default=now)
     answer_due_at: Mapped[datetime]
-    status: Mapped[ObjectionStatus] = mapped_column(_enum(ObjectionStatus), default=ObjectionStatus.PENDING)
+    status: Mapped[ObjectionStatus] = mapped_column(enum_type(ObjectionStatus), default=ObjectionStatus.PENDING)
     answer: Mapped[str | None] = mapped_column(Text)
     answered_by_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
     answered_at: Mapped[datetime | None]

@@ -8,11 +8,12 @@ only once the transaction has committed; a rollback drops them.
 from __future__ import annotations
 
 import decimal
+import enum
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, MetaData, Numeric, event
+from sqlalchemy import DateTime, Enum, MetaData, Numeric, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, registry
 from sqlalchemy.types import TypeDecorator
@@ -103,3 +104,8 @@ def install_database_guards(engine: Engine) -> None:
     """Install every registered guard (idempotent) on ``engine``."""
     for guard in _GUARDS:
         guard(engine)
+
+
+def enum_type(enum_cls: type[enum.Enum], length: int = 32) -> Enum:
+    """A portable enum column stored as its lower-case value (VARCHAR plus CHECK), not the member name."""
+    return Enum(enum_cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e])

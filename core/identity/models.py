@@ -6,11 +6,11 @@ import enum
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import Enum, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.clock import as_utc, now
-from core.db import db
+from core.db import db, enum_type
 
 
 class Role(enum.StrEnum):
@@ -47,7 +47,7 @@ class Organisation(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     uscc: Mapped[str] = mapped_column(String(18), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    kind: Mapped[OrganisationKind] = mapped_column(Enum(OrganisationKind, native_enum=False, length=32))
+    kind: Mapped[OrganisationKind] = mapped_column(enum_type(OrganisationKind, 32))
     region: Mapped[str | None] = mapped_column(String(12))
     is_sme: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=now)
@@ -99,7 +99,7 @@ class RoleGrant(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
-    role: Mapped[Role] = mapped_column(Enum(Role, native_enum=False, length=32))
+    role: Mapped[Role] = mapped_column(enum_type(Role, 32))
     organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
     granted_at: Mapped[datetime] = mapped_column(default=now)
 
@@ -148,7 +148,7 @@ class Certificate(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     serial: Mapped[str] = mapped_column(String(40), unique=True)  # lower-case hex
-    subject_kind: Mapped[CertificateSubject] = mapped_column(Enum(CertificateSubject, native_enum=False, length=16))
+    subject_kind: Mapped[CertificateSubject] = mapped_column(enum_type(CertificateSubject, 16))
     person_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"), index=True)
     organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
     subject: Mapped[str] = mapped_column(String(500))  # RFC 4514
