@@ -21,4 +21,4 @@ else
   "$PYBABEL" init -i "$POT" -d translations -l zh_CN
 fi
 
-"$PYBABEL" compile -d translations --statistics
+"$PYBABEL" compile -d translations -l zh_CN --statistics

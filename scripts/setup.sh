@@ -9,9 +9,9 @@ fi
 stamp=.venv/.ebid-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat
+  .venv/bin/python -m pip install --quiet -e '.[test]'
   touch "$stamp"
 fi
 if [ -d translations ]; then
-  .venv/bin/pybabel compile -q -d translations
+  .venv/bin/pybabel compile -d translations >/dev/null
 fi
