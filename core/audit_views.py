@@ -64,7 +64,7 @@ def filtered_events(filters: dict[str, str]) -> Select:
         query = query.where(AuditEvent.action == filters["action"])
     if "actor" in filters:
         actor = filters["actor"]
-        query = query.where(AuditEvent.actor_person_id == int(actor) if actor.isdigit()
+        query = query.where(AuditEvent.actor_person_id == int(actor) if actor.isdigit() and len(actor) < 10
                             else AuditEvent.actor_name.icontains(actor, autoescape=True))
     if "date_from" in filters:
         query = query.where(AuditEvent.at >= _beijing_midnight(filters["date_from"]))

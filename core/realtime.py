@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from typing import Any
 from urllib.parse import urlparse
 
@@ -107,4 +108,6 @@ def _send(event: str, data: Any, room: str | None, namespace: str) -> None:
 def run_server(app: Flask, host: str = "127.0.0.1", port: int = 5000, **kwargs: Any) -> None:
     """Serve ``app`` with Socket.IO on Werkzeug (demo and development; production uses gunicorn)."""
     kwargs.setdefault("use_reloader", False)
+    # Flask ignores app.run() inside its own CLI unless told otherwise; `ebid serve`/`ebid demo` mean it.
+    os.environ.pop("FLASK_RUN_FROM_CLI", None)
     socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, **kwargs)

@@ -57,7 +57,6 @@ class Suite:
     wrapped_size: int = 0  # bytes of a wrapped key part (including the tag)
     signature_size: int = 64
     digest_size: int = 32
-    key_id_size: int = 32
 
     def new_hash(self) -> Hasher:
         raise NotImplementedError

@@ -70,7 +70,7 @@ def test_configuration(app):
 
 
 def test_redis_settings_use_redis_for_broker_and_results(settings):
-    redis_url = "redis://127.0.0.1:6379/9"
+    redis_url = "redis://127.0.0.1:1/9"  # nothing listens there: building the app must not connect
     app = create_app(replace(settings, redis_url=redis_url, testing=False))
     conf = celery_of(app).conf
     assert conf.task_always_eager is False
