@@ -7,7 +7,6 @@ CSRF for cookie requests is checked once for the whole app by ``core.identity.we
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import request, send_file
@@ -15,7 +14,6 @@ from flask.views import MethodView
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_smorest import Blueprint
-from sqlalchemy.orm.exc import StaleDataError
 
 from bidding import clarifications, queries, services
 from bidding.models import Tender
@@ -40,9 +38,10 @@ from bidding.schemas import (
     UploadSchema,
     VersionSchema,
 )
+from bidding.transactions import commit_guarded
 from core.actor import Actor
 from core.db import db
-from core.errors import Conflict, NotAuthenticated, ValidationFailed
+from core.errors import NotAuthenticated, ValidationFailed
 from core.identity.access import current_actor
 from core.identity.models import Person, Role
 from core.storage import default_store
@@ -108,24 +107,6 @@ def _version(sent: int | None) -> int:
                                                   "If-Match header.")]})
 
 
-def _guarded(actor: Actor, action: str, tender_id: int, version: int | None, work: Callable[[], R]) -> R:
-    """Run and commit ``work``; when it loses a race, record the refused attempt in a fresh transaction."""
-    try:
-        result = work()
-        db.session.commit()
-        return result
-    except (Conflict, StaleDataError) as exc:
-        db.session.rollback()
-        stored = db.session.get(Tender, tender_id)
-        services.record_refused(actor, f"{action}.conflict", tender_id, {
-            "expected_version": version, "current_version": stored.version if stored else None,
-            "error": getattr(exc, "code", "conflict")})
-        db.session.commit()
-        if isinstance(exc, Conflict):
-            raise
-        raise Conflict() from exc
-
-
 class TenderOut:
     """A tender as shown to one viewer: staged documents only for its staff."""
 
@@ -183,7 +164,7 @@ class TenderItem(MethodView):
         tender = _tender(tender_id)
         actor = _manager(tender, data.pop("organisation_id", None))
         version = data.pop("version")
-        _guarded(actor, "tender.update", tender_id, version,
+        commit_guarded(actor, "tender.update", tender_id, version,
                  lambda: services.update_tender(actor, tender, data, expected_version=version))
         return _out(tender)
 
@@ -197,7 +178,7 @@ class Publish(MethodView):
         tender = _tender(tender_id)
         actor = _manager(tender, data.get("organisation_id"))
         version = _version(data.get("version"))
-        _guarded(actor, "tender.publish", tender_id, version,
+        commit_guarded(actor, "tender.publish", tender_id, version,
                  lambda: services.publish_tender(actor, tender, expected_version=version))
         return _out(tender)
 
@@ -217,7 +198,7 @@ class Amendments(MethodView):
         actor = _manager(tender, data.get("organisation_id"))
         version = _version(data.get("version"))
         changes = {k: data[k] for k in clarifications.AMENDABLE if k in data}
-        return _guarded(actor, "tender.amend", tender_id, version, lambda: clarifications.amend_tender(
+        return commit_guarded(actor, "tender.amend", tender_id, version, lambda: clarifications.amend_tender(
             actor, tender, summary=data["summary"], affects_bids=data["affects_bids"], changes=changes,
             document_ids=data["document_ids"], withdraw_document_ids=data["withdraw_document_ids"],
             expected_version=version))
@@ -232,7 +213,7 @@ class Cancel(MethodView):
         tender = _tender(tender_id)
         actor = _manager(tender, data.get("organisation_id"))
         version = data.get("version")
-        _guarded(actor, "tender.cancel", tender_id, version,
+        commit_guarded(actor, "tender.cancel", tender_id, version,
                  lambda: services.cancel_tender(actor, tender, data["reason"], expected_version=version))
         return _out(tender)
 

@@ -23,6 +23,7 @@ from bidding.queries import (
 )
 from bidding.services import add_document, cancel_tender, create_tender, publish_tender, update_tender
 from bidding.tender_form import Parsed, fields_on_rows, form_values_of, parse_deadline, parse_tender_form
+from bidding.transactions import commit_guarded
 from bidding.view_support import (
     DOCUMENT_KINDS,
     MANAGER_ROLES,
@@ -132,8 +133,9 @@ def edit(tender_id: int):
         return _form_page(tender, request.form.to_dict(), parsed.errors, _("Correct the fields marked below."), 422)
     changes = dict(parsed.values, region=(request.form.get("region") or "").strip() or tender.region)
     try:
-        update_tender(actor, tender, changes, expected_version=form_int("version") or 0)
-        db.session.commit()
+        version = form_int("version") or 0
+        commit_guarded(actor, "tender.update", tender.id, version,
+                       lambda: update_tender(actor, tender, changes, expected_version=version))
     except DomainError as exc:
         return _refused(exc, tender, parsed)
     flash(_("Draft saved."), "success")
@@ -204,8 +206,9 @@ def publish(tender_id: int):
     tender = get_tender(tender_id, viewer_orgs())
     actor = managing(tender, form_int("organisation_id"))
     try:
-        publish_tender(actor, tender, expected_version=form_int("version") or 0)
-        db.session.commit()
+        version = form_int("version") or 0
+        commit_guarded(actor, "tender.publish", tender.id, version,
+                       lambda: publish_tender(actor, tender, expected_version=version))
     except DomainError as exc:
         return _manage_refused(exc, tender_id, "publish")
     flash(_("Tender %(code)s is published.", code=tender.code), "success")
@@ -227,11 +230,11 @@ def amend(tender_id: int):
     withdraw = [i for i in (int_arg(v) for v in request.form.getlist("withdraw_document_ids")) if i]
     try:
         added = _uploads(actor, tender, "clarifications")
-        amendment = amend_tender(actor, tender, summary=request.form.get("summary", ""),
-                                 affects_bids=request.form.get("affects_bids") == "1", changes=changes,
-                                 document_ids=added, withdraw_document_ids=withdraw,
-                                 expected_version=form_int("version") or 0)
-        db.session.commit()
+        version = form_int("version") or 0
+        amendment = commit_guarded(actor, "tender.amend", tender.id, version, lambda: amend_tender(
+            actor, tender, summary=request.form.get("summary", ""),
+            affects_bids=request.form.get("affects_bids") == "1", changes=changes,
+            document_ids=added, withdraw_document_ids=withdraw, expected_version=version))
     except DomainError as exc:
         return _manage_refused(exc, tender_id, "amend")
     flash(_("Amendment No. %(number)s is published and every downloader is notified.",
@@ -280,8 +283,9 @@ def cancel(tender_id: int):
     tender = get_tender(tender_id, viewer_orgs())
     actor = managing(tender, form_int("organisation_id"))
     try:
-        cancel_tender(actor, tender, request.form.get("reason", ""), expected_version=form_int("version"))
-        db.session.commit()
+        version = form_int("version")
+        commit_guarded(actor, "tender.cancel", tender.id, version, lambda: cancel_tender(
+            actor, tender, request.form.get("reason", ""), expected_version=version))
     except DomainError as exc:
         return _manage_refused(exc, tender_id, "cancel")
     flash(_("Tender %(code)s is cancelled.", code=tender.code), "success")

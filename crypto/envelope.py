@@ -189,11 +189,25 @@ def seal_stream(reader: Any, writer: Any, *, signer: Any, recipients: Sequence[R
     return EnvelopeInfo(header, size, total, segments, digest, signature, file_hash.finish(signed, signature))
 
 
+class _Chunks:
+    """A writer collecting copies of what it is given (the segment buffers are reused)."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+
+    def write(self, data: Any) -> int:
+        self._chunks.append(bytes(data))
+        return len(self._chunks[-1])
+
+    def value(self) -> bytes:
+        return b"".join(self._chunks)
+
+
 def seal_bytes(plaintext: bytes, **options: Any) -> bytes:
     """Seal a byte string (same options as :func:`seal_stream`)."""
-    out = io.BytesIO()
+    out = _Chunks()
     seal_stream(io.BytesIO(plaintext), out, **options)
-    return out.getvalue()
+    return out.value()
 
 
 # --- key recovery ------------------------------------------------------------------------------------
@@ -301,9 +315,9 @@ def open_stream(reader: Any, writer: Any, *, signer_public_key: Any, private_key
 
 def open_bytes(envelope: bytes, **options: Any) -> bytes:
     """Open an envelope held in memory; returns the plaintext (nothing on error)."""
-    out = io.BytesIO()
+    out = _Chunks()
     open_stream(io.BytesIO(envelope), out, **options)
-    return out.getvalue()
+    return out.value()
 
 
 def verify_stream(reader: Any, *, signer_public_key: Any, expected_context: bytes | None = None,
