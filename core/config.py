@@ -44,6 +44,7 @@ class Settings:
     publisher_name: str = "ebid"  # OCDS package publisher, e.g. the trading centre (交易中心)
     region: str = "CN"
     default_locale: str = "zh_CN"
+    offline_locale: str = "zh_CN"  # language of messages rendered outside a request (CLI, tasks)
     timezone: str = "Asia/Shanghai"
     public_base_url: str = "http://127.0.0.1:5000"
     testing: bool = False
@@ -71,6 +72,7 @@ class Settings:
             ocid_prefix=_env("EBID_OCID_PREFIX", "ocds-ebid00"),
             publisher_name=_env("EBID_PUBLISHER_NAME", "ebid"),
             region=_env("EBID_REGION", "CN"),
+            offline_locale=_env("EBID_OFFLINE_LOCALE", "zh_CN"),
             public_base_url=_env("EBID_PUBLIC_URL", "http://127.0.0.1:5000"),
         )
         for key, value in overrides.items():

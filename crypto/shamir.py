@@ -31,8 +31,8 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives.asymmetric import ec
 from Cryptodome.Protocol.SecretSharing import Shamir
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from crypto import hpke
 from crypto.errors import (

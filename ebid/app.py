@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Flask, has_request_context, request
+from flask import Flask, current_app, has_request_context, request
 from flask_babel import get_locale
 
 from core.config import Settings
@@ -22,7 +22,7 @@ def select_locale() -> str:
     Outside a request (CLI, tasks, services called in tests) the default locale applies.
     """
     if not has_request_context():
-        return "zh_CN"
+        return current_app.extensions["ebid.settings"].offline_locale
     wanted = request.args.get("lang") or request.cookies.get("lang")
     if wanted in LOCALES:
         return wanted

@@ -62,8 +62,9 @@ def settings(tmp_path: Path, _pg_schema) -> Settings:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     url = _pg_schema.database_url if ON_POSTGRES else f"sqlite:///{data_dir / 'test.sqlite3'}"
+    # messages rendered outside a request (services called directly) in English, so tests read them
     return Settings(data_dir=data_dir, database_url=url, redis_url=TEST_REDIS_URL,
-                    secret_key="test-secret", testing=True)
+                    secret_key="test-secret", testing=True, offline_locale="en")
 
 
 class FreshContextClient(FlaskClient):
@@ -72,7 +73,14 @@ class FreshContextClient(FlaskClient):
     The ``app`` fixture keeps one app context open for the whole test; Flask would reuse it for every
     test-client request, so ``g`` (the logged-in user, the cached locale, the CSRF token) and the
     database session would leak from one request to the next.
+
+    Requests say ``Accept-Language: en`` unless a test sets its own, so assertions can read English;
+    tests of the default language remove it (``client.environ_base.pop("HTTP_ACCEPT_LANGUAGE")``).
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.environ_base.setdefault("HTTP_ACCEPT_LANGUAGE", "en")
 
     def open(self, *args, **kwargs):
         with self.application.app_context():

@@ -123,6 +123,7 @@ def test_every_translation_keeps_the_placeholders_of_its_msgid():
 
 
 def test_home_page_is_chinese_by_default_and_english_on_request(client, compiled_catalogue):
+    client.environ_base.pop("HTTP_ACCEPT_LANGUAGE")  # no language preference: the default applies
     chinese = client.get("/").get_data(as_text=True)
     assert "ebid 公共资源交易平台" in chinese
     assert "ebid Public Resource Trading" not in chinese

@@ -346,6 +346,7 @@ def test_objection_is_answered_and_a_late_question_is_refused_on_the_page(app, c
 def test_language_switch_sets_a_cookie_and_default_is_chinese(client, create_tender):
     tender = create_tender(publish=True)
     db.session.commit()
+    client.environ_base.pop("HTTP_ACCEPT_LANGUAGE")  # no language preference at all: the default applies
     assert '<html lang="zh-CN">' in text_of(client.get("/tenders"))
     response = client.get(f"/tenders/{tender.id}?lang=en")
     assert '<html lang="en">' in text_of(response)

@@ -49,7 +49,8 @@ def test_amendments_are_numbered_and_notified_to_downloaders(published):
     assert a1.changes == {"description": ["Roads, drainage and lighting.", "Roads, drainage, lighting and signage."]}
     assert notified("tender.amendment") == sorted(published["downloaders"] * 2)
     subject = db.session.scalars(select(Notification.subject)).first()
-    assert subject == f"Amendment No. 1 to tender {tender.code}"
+    # rendered in the recipient's language: persons without a preference get the platform default, zh_CN
+    assert subject == f"招标项目 {tender.code} 第 1 号澄清/修改"
     event = last_event("tender.amend")
     assert event.summary["number"] == 2 and event.summary["notified"] == 3
 
