@@ -7,6 +7,7 @@ it is never committed and never logged.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -75,11 +76,28 @@ class Settings:
             offline_locale=_env("EBID_OFFLINE_LOCALE", "zh_CN"),
             public_base_url=_env("EBID_PUBLIC_URL", "http://127.0.0.1:5000"),
         )
+        rules_file = _env("EBID_RULES_FILE")
+        if rules_file:
+            settings.extra["rule_overrides"] = load_rule_overrides(Path(rules_file))
         for key, value in overrides.items():
             setattr(settings, key, value)
         if not settings.secret_key:
             settings.secret_key = _env("EBID_SECRET_KEY") or _read_or_create_secret(data_dir / "secret_key")
         return settings
+
+
+def load_rule_overrides(path: Path) -> dict:
+    """Read regional rule overrides: ``{"370200": {"bid_period_min_days": 25}, ...}`` (JSON).
+
+    Overrides may only make the statutory limits stricter; the rule book refuses looser ones at start-up.
+    """
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"EBID_RULES_FILE {path}: cannot read it as JSON ({exc})") from exc
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise SystemExit(f"EBID_RULES_FILE {path}: expected an object of region code -> {{rule: value}}")
+    return data
 
 
 def normalize_database_url(url: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 
-from crypto.errors import EnvelopeError, EnvelopeFormatError, EnvelopeTampered, EnvelopeTruncated
+from crypto.errors import EnvelopeError, EnvelopeTampered, EnvelopeTruncated
 from crypto.header import MAX_SEGMENTS, TAG_SIZE
 from crypto.suites import Aead, Hasher
 
@@ -121,7 +121,8 @@ class RecordReader:
             return self._view[:self.record_size], False
         body = self._filled - self._trailer_size
         if body < TAG_SIZE:
-            raise EnvelopeTruncated("The envelope is truncated: its final segment or its signature is missing")
+            raise EnvelopeTruncated("The envelope's end is malformed: the final segment and the signature do not "
+                                    "fit in what is left (bytes were cut off, or added)")
         self.trailer = bytes(self._view[body:self._filled])
         return self._view[:body], True
 
@@ -142,6 +143,15 @@ class LengthCheck:
             count = max(1, full + (rest > 0))
             self.expected: tuple[int, int] | None = (count, plaintext_length - (count - 1) * segment_size
                                                      + TAG_SIZE)
+
+    def ended_inside(self, index: int) -> None:
+        """The data ran out inside record ``index`` (too short for a final segment and a signature)."""
+        if self.expected is not None:
+            count, _ = self.expected
+            if index < count:
+                raise EnvelopeTruncated(f"The envelope is truncated: its header states {count} segments, the "
+                                        f"data ends in segment {index + 1}")
+            raise EnvelopeTampered("The envelope is longer than its header states: bytes were appended")
 
     def record(self, index: int, size: int, last: bool) -> None:
         if self.expected is None:
@@ -171,11 +181,15 @@ def open_segments(records: RecordReader, write: Callable[[Any], Any] | None, *, 
     out = memoryview(bytearray(records.record_size - TAG_SIZE)) if decrypt_into is not None else None
     index, total = 0, 0
     while True:
-        record, last = records.next()
+        try:
+            record, last = records.next()
+        except EnvelopeTruncated:
+            length_check.ended_inside(index)
+            raise
         length_check.record(index, len(record), last)
         if last and len(record) == TAG_SIZE and index > 0:
-            raise EnvelopeFormatError("The envelope ends with an empty segment after a full one "
-                                      "(not a canonical envelope)")
+            raise EnvelopeTampered("The envelope ends with an empty segment after a full one, which sealing "
+                                   "never produces: bytes were appended")
         for h in hashers:
             h.update(record)
         size = len(record) - TAG_SIZE
