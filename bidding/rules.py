@@ -96,7 +96,8 @@ class RuleBook:
     def get(self, version: str | None = None, region: str | None = None) -> RuleSet:
         """Return the effective rules of ``version`` (default: current) for ``region``.
 
-        Every override whose region code is a prefix of ``region`` applies (a province's and a city's);
+        Every override whose region covers ``region`` applies (a province's and a city's: 370000 and
+        370200 both cover the district 370211);
         for each limit the strictest value wins.
         """
         version = version or self.current_version
@@ -105,8 +106,9 @@ class RuleBook:
         except KeyError:
             raise RuleConfigError(f"rules version {version!r} is not registered") from None
         changes: dict[str, Any] = {}
-        for prefix, values in self._overrides.items():
-            if region and region.startswith(prefix):
+        for code, values in self._overrides.items():
+            # administrative division codes: 370000 province, 370200 city, 370211 district
+            if region and region.startswith(code.rstrip("0") or code):
                 for name, value in values.items():
                     current = changes.get(name, getattr(rules, name))
                     changes[name] = max(current, value) if name in AT_LEAST else min(current, value)
