@@ -37,6 +37,8 @@ from bidding.services import (
     publish_tender,
     record_download,
     record_refused,
+    tender_cancelled,
+    tender_failed,
     update_tender,
 )
 
@@ -51,5 +53,5 @@ __all__ = [
     "ask_question", "can_transition", "cancel_tender", "create_tender", "get_document",
     "get_objection", "get_question", "get_tender", "init_app", "managed_organisation_ids", "models",
     "publish_tender", "published_answers", "raise_objection", "record_download", "record_refused", "rules_for", "search_tenders",
-    "transition", "update_tender", "visible_documents",
+    "tender_cancelled", "tender_failed", "transition", "update_tender", "visible_documents",
 ]

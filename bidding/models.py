@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.clock import now
@@ -82,6 +82,10 @@ class Tender(db.Model):
     custodian_threshold: Mapped[int | None]
 
     rules_version: Mapped[str | None] = mapped_column(String(40))
+    # the tender opening key (开标密钥), made at publication (bidding.opening_key); its private half is
+    # split among the custodians and never stored
+    opening_public_key_pem: Mapped[str | None] = mapped_column(Text)
+    opening_key_id: Mapped[str | None] = mapped_column(String(64))  # hex SHA-256 of the key's SPKI DER
     is_suspended: Mapped[bool] = mapped_column(default=False)
     published_at: Mapped[datetime | None] = mapped_column(index=True)
     cancelled_at: Mapped[datetime | None]
@@ -135,6 +139,7 @@ class Lot(db.Model):
     estimated_price: Mapped[Decimal]
     ceiling_price: Mapped[Decimal | None]
     bond_amount: Mapped[Decimal | None]  # 投标保证金 required for this lot
+    max_bid_bytes: Mapped[int | None] = mapped_column(BigInteger)  # envelope size limit; None: platform default
 
     tender: Mapped[Tender] = relationship(back_populates="lots")
 

@@ -12,10 +12,11 @@ import secrets
 from collections.abc import Mapping
 from typing import Any, BinaryIO
 
+from blinker import Namespace
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-from bidding import lifecycle
+from bidding import lifecycle, opening_key
 from bidding.errors import DeadlinePassed, InvalidInput, NotEditable, RulesViolated
 from bidding.models import (
     DecryptionMode,
@@ -70,6 +71,14 @@ LOT_FIELDS = ("code", "title", "description", "estimated_price", "ceiling_price"
 TIME_DEPENDENT = frozenset({"documents_period_too_short", "bid_period_too_short"})
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{2,39}$")
 MAX_DOCUMENT_BYTES = 200 * 1024 * 1024
+
+# Signals for the layers above (guarantees release their letters, 条例 §§35, 57). Sent with the tender
+# as sender after the change is flushed, inside the same transaction: a receiver's changes commit or
+# roll back with it. ``tender_cancelled.send(tender, actor=actor)``; ``tender_failed.send(tender,
+# actor=actor, at=when)`` must be sent by whatever marks a tender failed (流标), e.g. the opening.
+_signals = Namespace()
+tender_cancelled = _signals.signal("tender-cancelled")
+tender_failed = _signals.signal("tender-failed")
 
 
 def _organisation(org_id: int | None, field: str) -> Organisation | None:
@@ -282,6 +291,7 @@ def publish_tender(actor: Actor, tender: Tender, *, expected_version: int | None
     rules = book.get(book.current_version, tender.region)
     raise_if(check_publication(rules, terms_of(tender), at))
     _check_custodians(tender.decryption_mode, tender.custodian_threshold, len(tender.custodians), publishing=True)
+    ceremony = opening_key.prepare(tender, at)  # the opening key (开标密钥), split among the custodians
     lifecycle.transition(tender, TenderStatus.PUBLISHED)
     tender.rules_version = rules.version
     tender.published_at = at
@@ -292,6 +302,7 @@ def publish_tender(actor: Actor, tender: Tender, *, expected_version: int | None
     for doc in issued:
         doc.published_at = at
     db.session.flush()
+    opening_key.record(actor, tender, ceremony, at)
     audit.record(actor, "tender.publish", "tender", tender.id,
                  {"version": tender.version, "rules_version": rules.version, "published_at": at.isoformat(),
                   "bid_deadline_at": jsonable(tender.bid_deadline_at),
@@ -310,6 +321,7 @@ def cancel_tender(actor: Actor, tender: Tender, reason: str, *, expected_version
     flush_tender()
     audit.record(actor, "tender.cancel", "tender", tender.id,
                  {"version": tender.version, "status": [old.value, TenderStatus.CANCELLED.value], "reason": reason})
+    tender_cancelled.send(tender, actor=actor)
     return tender
 
 
@@ -348,4 +360,4 @@ def record_refused(actor: Actor, action: str, tender_id: int, summary: Mapping[s
 
 
 __all__ = ["RulesViolated", "add_document", "cancel_tender", "create_tender", "record_download",
-           "publish_tender", "record_refused", "rules_for", "update_tender"]
+           "publish_tender", "record_refused", "rules_for", "tender_cancelled", "tender_failed", "update_tender"]

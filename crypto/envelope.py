@@ -59,7 +59,7 @@ from crypto.header import (
     segment_count,
     wrap_info,
 )
-from crypto.stream import LengthCheck, RecordReader, open_segments, seal_segments, segment_nonce
+from crypto.stream import LengthCheck, RecordReader, open_segments, seal_segments, segment_nonce, write_all
 from crypto.suites import WrapError
 
 __all__ = [
@@ -178,13 +178,14 @@ def seal_stream(reader: Any, writer: Any, *, signer: Any, recipients: Sequence[R
     hashers = file_hash.hashers(signed)
     for h in hashers:
         h.update(header.raw)
-    writer.write(header.raw)
-    total, segments = seal_segments(reader, writer.write, aead=s.aead(content_key), nonce_prefix=nonce_prefix,
+    write = write_all(writer)
+    write(header.raw)
+    total, segments = seal_segments(reader, write, aead=s.aead(content_key), nonce_prefix=nonce_prefix,
                                     aad=header.digest(), segment_size=segment_size, hashers=hashers,
                                     plaintext_length=plaintext_length)
     digest = signed.digest()
     signature = s.sign_digest(signer, digest)
-    writer.write(signature)
+    write(signature)
     size = header.length + total + TAG_SIZE * segments + len(signature)
     return EnvelopeInfo(header, size, total, segments, digest, signature, file_hash.finish(signed, signature))
 
@@ -310,7 +311,7 @@ def open_stream(reader: Any, writer: Any, *, signer_public_key: Any, private_key
         raise WrongContentKey(f"A content key of suite {header.suite_id} has {header.suite.content_key_size} "
                               f"bytes, not {len(key)}")
     records = RecordReader(reader, header.segment_size, header.suite.signature_size)
-    return _finish(header, records, header.suite.aead(key), writer.write, signer_public_key)
+    return _finish(header, records, header.suite.aead(key), write_all(writer), signer_public_key)
 
 
 def open_bytes(envelope: bytes, **options: Any) -> bytes:

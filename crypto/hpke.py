@@ -19,6 +19,7 @@ import hmac
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -94,8 +95,6 @@ def derive_key_pair(ikm: bytes) -> ec.EllipticCurvePrivateKey:
 
 def serialize_public_key(public_key: ec.EllipticCurvePublicKey) -> bytes:
     """SerializePublicKey: the 65-byte uncompressed SEC1 point."""
-    from cryptography.hazmat.primitives import serialization
-
     _require_p256(public_key)
     return public_key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
 

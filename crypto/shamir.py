@@ -5,7 +5,8 @@ scalar is split as two 16-byte halves with the same (k, n); custodian ``i`` gets
 Shamir has no integrity: combining a wrong or too few shares silently yields another number. So
 :func:`combine` always checks the result against the published public key and never returns a key
 that does not match it; with more than k shares it searches for a consistent subset and names the
-shares that do not fit.
+shares that do not fit (reliably while at most (m + 1 - k) // 2 of the m supplied shares are wrong,
+see :func:`combine_detailed`).
 
 Share encoding (82 bytes)::
 
@@ -122,15 +123,20 @@ def _matches(key: ec.EllipticCurvePrivateKey | None, public_key: ec.EllipticCurv
 @dataclass(frozen=True)
 class CombineResult:
     private_key: ec.EllipticCurvePrivateKey
-    used: tuple[int, ...]  # indexes of the shares that rebuilt the key
-    wrong: tuple[int, ...]  # indexes of supplied shares that do not fit the key
+    used: tuple[int, ...]  # indexes of the k shares that rebuilt the key
+    inconsistent: tuple[int, ...]  # supplied shares that do not lie on the rebuilt polynomial
+    attributed: bool  # False when too many shares disagree to say reliably which ones are wrong
 
 
 def combine_detailed(shares: Iterable[Share | bytes], public_key: ec.EllipticCurvePublicKey) -> CombineResult:
-    """Rebuild the private key of ``public_key`` and report which shares were wrong.
+    """Rebuild the private key of ``public_key`` and report which supplied shares do not fit.
 
-    Raises :class:`SharesInsufficient` (fewer than k distinct shares), :class:`ShareKeyMismatch`
-    (a share of another key or split), or :class:`SharesInvalid` (no k of them rebuild the key).
+    The key is always checked against ``public_key``. With m shares supplied and threshold k, the
+    inconsistent shares are named reliably when at most (m + 1 - k) // 2 of them are wrong (the
+    public key acts as one more point, Reed-Solomon unique decoding); beyond that ``attributed`` is
+    False and nobody is blamed. Raises :class:`SharesInsufficient` (fewer than k distinct shares),
+    :class:`ShareKeyMismatch` (a share of another key or split) or :class:`SharesInvalid` (no k of
+    them rebuild the key).
     """
     SUITE_P256.check_public_key(public_key)
     by_index: dict[int, Share] = {}
@@ -148,25 +154,36 @@ def combine_detailed(shares: Iterable[Share | bytes], public_key: ec.EllipticCur
         raise ShareKeyMismatch(f"The shares come from different splits (k, n = {sorted(params)})")
     k, _n = params.pop()
     ordered = [by_index[i] for i in sorted(by_index)]
-    if len(ordered) < k:
-        raise SharesInsufficient(f"{k} shares are needed to rebuild the key, only {len(ordered)} were supplied "
+    m = len(ordered)
+    if m < k:
+        raise SharesInsufficient(f"{k} shares are needed to rebuild the key, only {m} were supplied "
                                  f"(indexes {', '.join(str(s.index) for s in ordered)})")
+    radius = (m + 1 - k) // 2
+    best: tuple[set[int], tuple[Share, ...], ec.EllipticCurvePrivateKey] | None = None
     for tried, subset in enumerate(itertools.combinations(ordered, k)):
         if tried >= MAX_SUBSETS:
             break
         candidate = _interpolate(list(subset))
-        if _matches(candidate, public_key):
-            assert candidate is not None
-            used = tuple(s.index for s in subset)
-            wrong = tuple(s.index for s in ordered if s.index not in used and
-                          not _matches(_interpolate([*subset[1:], s]), public_key))
-            return CombineResult(candidate, used, wrong)
-    given = ", ".join(str(s.index) for s in ordered)
-    if len(ordered) == k:
-        raise SharesInvalid(f"The {k} shares supplied (indexes {given}) do not rebuild the published key: at "
-                            f"least one of them is wrong. Supply more shares to find out which.")
-    raise SharesInvalid(f"No {k} of the {len(ordered)} shares supplied (indexes {given}) rebuild the published "
-                        f"key: too many of them are wrong")
+        if candidate is None or not _matches(candidate, public_key):
+            continue
+        # A share lies on this subset's polynomial iff swapping it in keeps the constant term.
+        consistent = {s.index for s in subset} | {
+            s.index for s in ordered if s not in subset and _matches(_interpolate([*subset[1:], s]), public_key)}
+        if best is None or len(consistent) > len(best[0]):
+            best = (consistent, subset, candidate)
+        if m - len(consistent) <= radius:
+            break  # within the unique-decoding radius: no other polynomial can fit as well
+    if best is None:
+        given = ", ".join(str(s.index) for s in ordered)
+        if m == k:
+            raise SharesInvalid(f"The {k} shares supplied (indexes {given}) do not rebuild the published key: "
+                                f"at least one of them is wrong. Supply more shares to find out which.")
+        raise SharesInvalid(f"No {k} of the {m} shares supplied (indexes {given}) rebuild the published key: "
+                            f"too many of them are wrong")
+    consistent, subset, private_key = best
+    attributed = m - len(consistent) <= radius
+    inconsistent = tuple(s.index for s in ordered if s.index not in consistent) if attributed else ()
+    return CombineResult(private_key, tuple(s.index for s in subset), inconsistent, attributed)
 
 
 def combine(shares: Iterable[Share | bytes], public_key: ec.EllipticCurvePublicKey) -> ec.EllipticCurvePrivateKey:

@@ -21,7 +21,7 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 
 from crypto.errors import EnvelopeError, EnvelopeTampered, EnvelopeTruncated
-from crypto.header import MAX_SEGMENTS, TAG_SIZE
+from crypto.header import MAX_SEGMENTS, TAG_SIZE, segment_count
 from crypto.suites import Aead, Hasher
 
 
@@ -53,6 +53,21 @@ class Source:
                 break
             n += k
         return n
+
+
+def write_all(writer: Any) -> Callable[[Any], None]:
+    """``writer.write`` that also copes with raw streams, which may accept only part of a buffer."""
+    write = writer.write
+
+    def write_fully(data: Any) -> None:
+        view = memoryview(data).cast("B")
+        while view.nbytes:
+            n = write(view)
+            if n is None or n >= view.nbytes:
+                return
+            view = view[n:]
+
+    return write_fully
 
 
 def _encryptor(aead: Aead) -> Callable[[bytes, memoryview, bytes, memoryview], memoryview]:
@@ -137,12 +152,10 @@ class LengthCheck:
     """Compares the records met with a stated plaintext length, naming truncation or appended bytes."""
 
     def __init__(self, plaintext_length: int | None, segment_size: int) -> None:
-        self.expected = None
+        self.expected: tuple[int, int] | None = None  # (segments, bytes of the final record)
         if plaintext_length is not None:
-            full, rest = divmod(plaintext_length, segment_size)
-            count = max(1, full + (rest > 0))
-            self.expected: tuple[int, int] | None = (count, plaintext_length - (count - 1) * segment_size
-                                                     + TAG_SIZE)
+            count = segment_count(plaintext_length, segment_size)
+            self.expected = (count, plaintext_length - (count - 1) * segment_size + TAG_SIZE)
 
     def ended_inside(self, index: int) -> None:
         """The data ran out inside record ``index`` (too short for a final segment and a signature)."""

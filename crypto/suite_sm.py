@@ -64,10 +64,8 @@ def _add(p1: tuple[int, int] | None, p2: tuple[int, int] | None) -> tuple[int, i
     (x1, y1), (x2, y2) = p1, p2
     if x1 == x2 and (y1 + y2) % P == 0:
         return None
-    if p1 == p2:
-        lam = (3 * x1 * x1 + A) * pow(2 * y1, -1, P) % P
-    else:
-        lam = (y2 - y1) * pow(x2 - x1, -1, P) % P
+    slope = (3 * x1 * x1 + A, 2 * y1) if p1 == p2 else (y2 - y1, x2 - x1)
+    lam = slope[0] * pow(slope[1], -1, P) % P
     x3 = (lam * lam - x1 - x2) % P
     return x3, (lam * (x1 - x3) - y1) % P
 

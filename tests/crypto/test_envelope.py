@@ -478,3 +478,28 @@ def test_the_signature_verifies_with_openssl(keys, tmp_path):
     run = subprocess.run(["openssl", "dgst", "-sha256", "-verify", "pub.pem", "-signature", "sig.der", "body"],
                          cwd=tmp_path, capture_output=True, text=True)
     assert run.returncode != 0
+
+
+class Trickle(io.RawIOBase):
+    """A raw writer that takes at most 7 bytes per call, as raw streams may."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        chunk = bytes(b[:7])
+        self.data += chunk
+        return len(chunk)
+
+
+def test_raw_writers_that_take_part_of_a_buffer(keys):
+    plaintext = os.urandom(SEG * 2 + 5)
+    sealed = Trickle()
+    E.seal_stream(Pipe(plaintext), sealed, signer=keys["signer"], recipients=recipients(keys), segment_size=SEG)
+    opened = Trickle()
+    E.open_stream(Pipe(bytes(sealed.data)), opened, signer_public_key=keys["signer"].public_key(),
+                  private_keys=[keys["tender"]])
+    assert bytes(opened.data) == plaintext

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from Cryptodome.Protocol import HPKE as CryptodomeHPKE
 from Cryptodome.PublicKey import ECC
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from crypto import hpke
 from crypto.errors import HpkeError

@@ -68,9 +68,27 @@ def test_with_spare_shares_the_wrong_one_is_named(tender_key):
     supplied = [shares[0], _corrupt(shares[1]), shares[2], shares[3]]
     result = shamir.combine_detailed(supplied, tender_key.public_key())
     assert _same(result.private_key, tender_key)
-    assert result.wrong == (2,) and 2 not in result.used
+    assert result.inconsistent == (2,) and 2 not in result.used and result.attributed
+    all_good = shamir.combine_detailed(shares, tender_key.public_key())
+    assert all_good.inconsistent == () and all_good.attributed and all_good.used == (1, 2, 3)
     with pytest.raises(SharesInvalid, match="too many of them are wrong"):
-        shamir.combine([shares[0], _corrupt(shares[1]), _corrupt(shares[2]), shares[3]], tender_key.public_key())
+        shamir.combine([shares[0], _corrupt(shares[1], 0), _corrupt(shares[2], 5), shares[3]],
+                       tender_key.public_key())
+
+
+def test_colluding_shares_never_yield_a_wrong_key(tender_key):
+    """Shares 2 and 3 carrying the same error cancel out in the subset {1, 2, 3} (both Lagrange
+    coefficients are 1 there). The key is still right: it is checked against the public key. Which
+    shares are wrong can only be said while at most (m + 1 - k) // 2 of m supplied shares are wrong:
+    two colluders among four shares (bound 1) make honest share 4 look like the odd one out, which is
+    why the library reports "inconsistent", never "guilty"; with six shares (bound 2) they are named."""
+    shares = shamir.split_private_key(tender_key, 3, 7)
+    supplied = [shares[0], _corrupt(shares[1]), _corrupt(shares[2]), shares[3]]
+    result = shamir.combine_detailed(supplied, tender_key.public_key())
+    assert _same(result.private_key, tender_key) and result.used == (1, 2, 3)
+    assert result.inconsistent == (4,)  # the documented limit: beyond the bound, attribution can mislead
+    result = shamir.combine_detailed([*supplied, shares[4], shares[5]], tender_key.public_key())
+    assert _same(result.private_key, tender_key) and result.attributed and result.inconsistent == (2, 3)
 
 
 def test_shares_of_another_key_or_split_are_refused(tender_key):

@@ -1,0 +1,115 @@
+"""The spool: partial uploads on disk under ``EBID_DATA_DIR/spool/bids``, and their move into the file store.
+
+A partial upload is one file per session, appended chunk by chunk and fsynced after every chunk, so a
+server restart resumes it where the client left off (its size is the truth about what was received).
+A finished envelope is renamed into the content-addressed store (or copied when the store is on
+another file system) and fsynced there before any receipt is signed.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+from flask import current_app
+
+from core.storage import FileStore, default_store
+
+READ_CHUNK = 1 << 20
+
+
+def spool_dir() -> Path:
+    return Path(current_app.extensions["ebid.settings"].data_dir) / "spool" / "bids"
+
+
+def spool_path(upload_id: str) -> Path:
+    if not upload_id.isalnum():
+        raise ValueError("not an upload id")
+    return spool_dir() / f"{upload_id}.part"
+
+
+def received(upload_id: str) -> int:
+    """Bytes on disk for the upload (0 before the first chunk)."""
+    try:
+        return spool_path(upload_id).stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def read_range(upload_id: str, offset: int, length: int) -> bytes:
+    with spool_path(upload_id).open("rb") as fh:
+        fh.seek(offset)
+        return fh.read(length)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def append(upload_id: str, data: bytes) -> int:
+    """Append ``data`` and make it durable; return the new size."""
+    path = spool_path(upload_id)
+    created = not path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+        size = os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+    if created:
+        _fsync_dir(path.parent)
+    return size
+
+
+def discard(upload_id: str) -> None:
+    try:
+        spool_path(upload_id).unlink()
+    except FileNotFoundError:
+        pass
+
+
+def open_source(upload_id: str, sha256_hex: str, store: FileStore | None = None) -> BinaryIO | None:
+    """The finished bytes: the spool file, or the stored blob when an earlier finalize already moved it."""
+    try:
+        return spool_path(upload_id).open("rb")
+    except FileNotFoundError:
+        pass
+    store = store or default_store()
+    return store.open(sha256_hex) if store.exists(sha256_hex) else None
+
+
+def adopt(upload_id: str, sha256_hex: str, store: FileStore | None = None) -> Path:
+    """Move the verified spool file into the store under its SHA-256, durably; return the stored path."""
+    store = store or default_store()
+    target = store.path_for(sha256_hex)
+    source = spool_path(upload_id)
+    if not source.exists():
+        if store.exists(sha256_hex):
+            return target  # a previous finalize of this upload already moved it
+        raise FileNotFoundError(source)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(source, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        with source.open("rb") as fh:  # another file system: copy (fsynced by the store), then drop the spool
+            store.put_stream(fh)
+        source.unlink()
+        return target
+    with target.open("rb") as fh:
+        os.fsync(fh.fileno())
+    _fsync_dir(target.parent)
+    _fsync_dir(source.parent)
+    return target
