@@ -73,10 +73,7 @@ def append(upload_id: str, data: bytes) -> int:
 
 
 def discard(upload_id: str) -> None:
-    try:
-        spool_path(upload_id).unlink()
-    except FileNotFoundError:
-        pass
+    spool_path(upload_id).unlink(missing_ok=True)
 
 
 def open_source(upload_id: str, sha256_hex: str, store: FileStore | None = None) -> BinaryIO | None:

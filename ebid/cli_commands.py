@@ -13,6 +13,7 @@ from ebid.app_paths import MIGRATIONS_DIR
 from ebid.cli_audit import audit_cli
 from ebid.cli_export import export_cli
 from ebid.cli_identity import ca_cli, users_cli
+from ebid.cli_issuer import issuer_sim_cli
 from ebid.demo import demo_command
 
 migrate = Migrate()
@@ -26,6 +27,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(ca_cli)
     app.cli.add_command(demo_command)
     app.cli.add_command(serve_command)
+    app.cli.add_command(issuer_sim_cli)
 
 
 

@@ -1,0 +1,175 @@
+"""Checks shared by submission and closing: the tender lock, open-for-bids, limits, envelope verification.
+
+:func:`lock_tender` is the one lock every submission, withdrawal and closing of a tender takes first, so
+that the log order and the deadline cut agree. :func:`check_envelope` is finalize's second step: it
+runs without any lock, reads the frozen upload once to verify it, and moves it into the file store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from flask import current_app
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import or_, select, text
+
+from bidding import sealed_spool as spool
+from bidding.errors import DeadlinePassed, TransitionRefused
+from bidding.models import Lot, Tender, TenderStatus
+from bidding.rules import when
+from bidding.sealed_errors import EnvelopeRefused, UploadClosed
+from bidding.sealed_models import BidUpload, TenderLog
+from bidding.sealed_rules import Refusal, context_refusal, expected_context, recipient_refusal
+from core.actor import Actor
+from core.clock import as_utc, now
+from core.db import db
+from core.identity.ca import CertificateRefused, verify_certificate
+from core.identity.models import Certificate, CertificateSubject, Organisation
+from crypto.envelope import EnvelopeInfo, read_header, verify_stream
+from crypto.errors import (
+    CryptoError,
+    EnvelopeFormatError,
+    EnvelopeTampered,
+    EnvelopeTruncated,
+    SignatureInvalid,
+    UnsupportedSuite,
+)
+from crypto.suites import SUITE_P256
+
+DEFAULT_MAX_BID_BYTES = 2 << 30  # 2 GiB per envelope unless the lot says otherwise
+
+
+def refused(refusal: Refusal) -> EnvelopeRefused:
+    return EnvelopeRefused(refusal.message, code=refusal.code, **refusal.params)
+
+
+def _dialect() -> str:
+    return db.session.get_bind().dialect.name
+
+
+def lock_tender(tender_id: int) -> Tender:
+    """Lock the tender's row until the transaction ends (PostgreSQL FOR UPDATE; SQLite's write lock).
+
+    Take it first in a fresh transaction: every submission, withdrawal and closing of the tender runs
+    under it, so the log order and the deadline cut are the same for all of them.
+    """
+    if _dialect() == "sqlite":
+        db.session.execute(text("UPDATE tenders SET id = id WHERE id = :id"), {"id": tender_id})
+    stmt = select(Tender).where(Tender.id == tender_id).execution_options(populate_existing=True)
+    if _dialect() == "postgresql":
+        stmt = stmt.with_for_update()
+    return db.session.scalars(stmt).one()
+
+
+def lock_upload(upload_id: str) -> BidUpload | None:
+    if _dialect() == "sqlite":
+        db.session.execute(text("UPDATE bid_uploads SET id = id WHERE id = :id"), {"id": upload_id})
+    stmt = select(BidUpload).where(BidUpload.id == upload_id).execution_options(populate_existing=True)
+    if _dialect() == "postgresql":
+        stmt = stmt.with_for_update()
+    return db.session.scalars(stmt).first()
+
+
+def require_open_for_bids(tender: Tender, at: datetime) -> None:
+    """Bids are accepted only while the tender is published, not closed, and ``at`` is before the deadline."""
+    log = db.session.get(TenderLog, tender.id)
+    deadline = as_utc(tender.bid_deadline_at) if tender.bid_deadline_at else None
+    if deadline is not None and (at >= deadline or (log is not None and log.closed_at is not None)):
+        raise DeadlinePassed(_l("The bid deadline passed at %(date)s: envelopes are no longer accepted, and an "
+                                "upload not finalized by then counts as withdrawn."), date=when(deadline))
+    if tender.status != TenderStatus.PUBLISHED or deadline is None:
+        raise TransitionRefused(_l("The tender is %(status)s; it does not accept bids."), code="not_open",
+                                status=tender.status.value)
+
+
+def max_bid_bytes(lot: Lot) -> int:
+    default = current_app.extensions["ebid.settings"].extra.get("max_bid_bytes", DEFAULT_MAX_BID_BYTES)
+    return lot.max_bid_bytes or int(default)
+
+
+@dataclass(frozen=True)
+class CheckedEnvelope:
+    """What step 2 established about a stored envelope."""
+
+    sha256: str
+    size: int
+    certificate_id: int
+    context: bytes
+
+
+def _candidate_certificates(actor: Actor) -> list[Certificate]:
+    stmt = select(Certificate).where(Certificate.revoked_at.is_(None), or_(
+        Certificate.organisation_id == actor.organisation_id,
+        (Certificate.subject_kind == CertificateSubject.PERSON) & (Certificate.person_id == actor.person_id)))
+    return list(db.session.scalars(stmt.order_by(Certificate.id)))
+
+
+def _signer(actor: Actor, key_id: bytes, at: datetime) -> tuple[Certificate, ec.EllipticCurvePublicKey]:
+    """The certificate whose key signed the envelope: the organisation's or the acting person's, valid now."""
+    refused_reason = None
+    for cert in _candidate_certificates(actor):
+        public = x509.load_pem_x509_certificate(cert.pem.encode()).public_key()
+        if not isinstance(public, ec.EllipticCurvePublicKey) or not isinstance(public.curve, ec.SECP256R1):
+            continue
+        if SUITE_P256.key_id(public) != key_id:
+            continue
+        try:
+            verify_certificate(cert.pem, at=at)
+        except CertificateRefused as exc:
+            refused_reason = exc
+            continue
+        return cert, public
+    if refused_reason is not None:
+        raise EnvelopeRefused(_l("The envelope is signed with a certificate that cannot be used: %(reason)s"),
+                              code="signer_certificate_refused", reason=str(refused_reason.to_dict()["message"]))
+    raise EnvelopeRefused(_l("The envelope is signed by key %(key)s..., which is not a valid certificate of your "
+                             "organisation or of you; sign it with your organisation's certificate key."),
+                          code="signed_by_someone_else", key=key_id[:8].hex())
+
+
+_CRYPTO_CODES = ((UnsupportedSuite, "unsupported_suite"), (EnvelopeFormatError, "not_an_envelope"),
+                 (EnvelopeTruncated, "envelope_truncated"), (EnvelopeTampered, "envelope_tampered"),
+                 (SignatureInvalid, "signature_invalid"))
+
+
+def envelope_error(exc: CryptoError) -> EnvelopeRefused:
+    """A crypto verdict as a refusal a bidder can read."""
+    code = next((c for cls, c in _CRYPTO_CODES if isinstance(exc, cls)), "envelope_invalid")
+    return EnvelopeRefused(_l("The file is not an acceptable sealed envelope: %(reason)s."), code=code,
+                           reason=str(exc))
+
+
+def check_envelope(actor: Actor, upload: BidUpload) -> CheckedEnvelope:
+    """Step 2 (no lock held): verify the frozen upload and move it into the store."""
+    tender, lot = upload.tender, upload.lot
+    organisation = db.session.get(Organisation, upload.organisation_id)
+    source = spool.open_source(upload.id, upload.declared_sha256)
+    if source is None:
+        raise UploadClosed(_l("The upload's data is gone (it was withdrawn at the deadline or cancelled)."),
+                           code="upload_data_gone")
+    with source:
+        try:
+            header = read_header(source)
+        except CryptoError as exc:
+            raise envelope_error(exc) from exc
+        if header.suite_id != SUITE_P256.id:
+            raise EnvelopeRefused(_l("The envelope uses algorithm suite %(suite)s; this platform accepts suite 1 "
+                                     "(P-256, AES-256-GCM) with its certificates."), code="unsupported_suite",
+                                  suite=header.suite_id)
+        refusal = context_refusal(expected_context(tender.code, lot.code, organisation.uscc), header.context)
+        refusal = refusal or recipient_refusal(tender.decryption_mode.value, tender.opening_key_id, header.key_mode,
+                                               [(r.role, r.key_id.hex()) for r in header.recipients])
+        if refusal is not None:
+            raise refused(refusal)
+        cert, public = _signer(actor, header.signer_key_id, now())
+        source.seek(0)
+        try:
+            info: EnvelopeInfo = verify_stream(source, signer_public_key=public, expected_size=upload.declared_size,
+                                               expected_sha256=bytes.fromhex(upload.declared_sha256))
+        except CryptoError as exc:
+            raise envelope_error(exc) from exc
+    spool.adopt(upload.id, upload.declared_sha256)
+    return CheckedEnvelope(info.sha256.hex(), info.size, cert.id, header.context)
