@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from bidding import models
+from bidding import models, sealed_models
 from bidding.clarifications import (
     amend_tender,
     answer_objection,
@@ -30,6 +30,9 @@ from bidding.queries import (
     visible_documents,
 )
 from bidding.rules import RuleBook, RuleSet
+from bidding.sealed_closing import close_tender, is_closed
+from bidding.sealed_models import Bid, BidUpload, UploadStatus
+from bidding.sealed_queries import closing_of, commitment_openings
 from bidding.services import (
     add_document,
     cancel_tender,
@@ -41,6 +44,7 @@ from bidding.services import (
     tender_failed,
     update_tender,
 )
+from bidding.submissions import bid_withdrawn, current_bid, withdraw
 
 
 def init_app(app: Flask, rule_overrides: dict | None = None) -> None:
@@ -49,6 +53,8 @@ def init_app(app: Flask, rule_overrides: dict | None = None) -> None:
 
 
 __all__ = [
+    "Bid", "BidUpload", "UploadStatus", "bid_withdrawn", "close_tender", "closing_of", "commitment_openings",
+    "current_bid", "is_closed", "sealed_models", "withdraw",
     "Page", "RuleBook", "RuleSet", "add_document", "amend_tender", "answer_objection", "answer_question",
     "ask_question", "can_transition", "cancel_tender", "create_tender", "get_document",
     "get_objection", "get_question", "get_tender", "init_app", "managed_organisation_ids", "models",

@@ -100,6 +100,11 @@ def prepare(tender: Tender, at: datetime) -> Ceremony | None:
     Call before the tender's publication is flushed. Refuses (RulesViolated, nothing changed) when a
     custodian lacks a valid certificate, the threshold is below 2, or a key mode has no custodians.
     """
+    codes = [lot.code for lot in tender.lots]
+    if len(set(codes)) != len(codes):
+        raise _refuse("lot_codes_not_unique", "lots",
+                      _l("Give every lot its own code: bids are sealed for a lot code (codes used: %(codes)s)."),
+                      codes=", ".join(codes))
     custodians = [c.person for c in tender.custodians]
     if not custodians:
         if tender.decryption_mode in KEY_MODES:
@@ -142,6 +147,7 @@ def record(actor: Actor, tender: Tender, ceremony: Ceremony | None, at: datetime
     translog.open_log(tender)
     translog.pad(tender, at, initial=True)
     if ceremony is None:
+        translog.sign_head(tender, at)
         return
     for row in ceremony.shares:
         row.tender_id = tender.id

@@ -101,7 +101,7 @@ class CheckedEnvelope:
 
 
 def _candidate_certificates(actor: Actor) -> list[Certificate]:
-    stmt = select(Certificate).where(Certificate.revoked_at.is_(None), or_(
+    stmt = select(Certificate).where(or_(
         Certificate.organisation_id == actor.organisation_id,
         (Certificate.subject_kind == CertificateSubject.PERSON) & (Certificate.person_id == actor.person_id)))
     return list(db.session.scalars(stmt.order_by(Certificate.id)))
@@ -171,5 +171,9 @@ def check_envelope(actor: Actor, upload: BidUpload) -> CheckedEnvelope:
                                                expected_sha256=bytes.fromhex(upload.declared_sha256))
         except CryptoError as exc:
             raise envelope_error(exc) from exc
-    spool.adopt(upload.id, upload.declared_sha256)
+    try:
+        spool.adopt(upload.id, upload.declared_sha256)
+    except FileNotFoundError:  # closing at the deadline withdrew the upload meanwhile
+        raise UploadClosed(_l("The upload's data is gone (it was withdrawn at the deadline or cancelled)."),
+                           code="upload_data_gone") from None
     return CheckedEnvelope(info.sha256.hex(), info.size, cert.id, header.context)

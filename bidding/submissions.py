@@ -5,9 +5,9 @@ chunks at increasing offsets (a resent identical chunk is accepted once), and is
 steps, each its own transaction so that no lock is held while a large file is read:
 
 1. :func:`begin_finalize` checks the bytes are complete and freezes the upload (no more chunks);
-2. :func:`check_envelope` verifies size, hash, structure, signature (by a valid certificate of the
-   bidder's organisation or of the acting person), context and recipients, then moves the file into
-   the content-addressed store, fsynced;
+2. :func:`bidding.sealed_checks.check_envelope` verifies size, hash, structure, signature (by a valid
+   certificate of the bidder's organisation or of the acting person), context and recipients, then
+   moves the file into the content-addressed store, fsynced;
 3. :func:`complete` locks the tender row, checks status *and* clock (``now()`` under the lock is the
    receipt's time), makes the bid version current (the previous one is replaced), appends the log
    entry, signs the tree head and the receipt.
@@ -22,6 +22,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from blinker import Namespace
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
@@ -54,6 +55,12 @@ from core.actor import Actor
 from core.clock import now
 from core.db import after_commit, db
 from core.identity.models import Organisation
+
+# Signal for the layers above: a bid withdrawn before the deadline frees its bond (条例 §35). Sent with the
+# Bid as sender after the change is flushed, inside the same transaction: ``bid_withdrawn.send(bid, actor=,
+# at=)``.
+_signals = Namespace()
+bid_withdrawn = _signals.signal("bid-withdrawn")
 
 MAX_CHUNK = 32 << 20
 MAX_OPEN_UPLOADS = 5  # per bidder and lot
@@ -319,6 +326,7 @@ def withdraw(actor: Actor, tender: Tender, lot: Lot) -> Withdrawn:
     head, head_doc = translog.sign_head(tender, at)
     bid.withdrawal_index, bid.withdrawal_head_size = index, head.tree_size
     db.session.flush()
+    bid_withdrawn.send(bid, actor=actor, at=at)
     audit.record(actor, "bid.withdraw", "tender", tender.id,
                  {"lot": lot.code, "bid": bid.public_id, "version": bid.version, "log_index": index})
     entry = translog.entry_at(tender.id, index)

@@ -3,7 +3,7 @@
 Entries are the canonical encodings of :mod:`crypto.receipt` (submission, replacement, withdrawal,
 key-event, opening); leaf hash ``H(0x00 || entry)``, tree heads per RFC 6962 (:mod:`crypto.merkle`),
 signed by the platform's log key (:mod:`bidding.receipts`). Callers append while holding the tender's
-row lock (:func:`bidding.submissions.lock_tender`), so the order of entries is the order of the
+row lock (:func:`bidding.sealed_checks.lock_tender`), so the order of entries is the order of the
 locked transactions and one tender's log never forks.
 
 Bidders appear only as commitments ``SHA-256("ebid/bidder-commitment/v1\\n" || salt || USCC)`` with a

@@ -7,13 +7,16 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask_migrate import Migrate
 
+from bidding.sealed_cli import bids_cli
 from core.db import db
 from core.realtime import run_server
 from ebid.app_paths import MIGRATIONS_DIR
 from ebid.cli_audit import audit_cli
 from ebid.cli_export import export_cli
+from ebid.cli_guarantees import guarantees_cli
 from ebid.cli_identity import ca_cli, users_cli
 from ebid.cli_issuer import issuer_sim_cli
+from ebid.client.cli import client_cli
 from ebid.demo import demo_command
 
 migrate = Migrate()
@@ -22,12 +25,15 @@ migrate = Migrate()
 def register_cli(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True, compare_type=True)
     app.cli.add_command(audit_cli)
+    app.cli.add_command(bids_cli)
     app.cli.add_command(export_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(ca_cli)
     app.cli.add_command(demo_command)
+    app.cli.add_command(guarantees_cli)
     app.cli.add_command(serve_command)
     app.cli.add_command(issuer_sim_cli)
+    app.cli.add_command(client_cli)
 
 
 

@@ -22,9 +22,9 @@ from flask.cli import with_appcontext
 from werkzeug.serving import make_server
 
 from core.clock import now
+from guarantees import platform_certificate_pem, platform_id
 from guarantees.issuer_sim import SimConfig, create_app
 from guarantees.issuer_sim.keys import load_or_create_keys
-from guarantees.keys import platform_certificate_pem, platform_id
 from guarantees.letters import ISSUER_KINDS
 from guarantees.protocol import public_key_from_pem
 

@@ -31,6 +31,8 @@ from core.identity.access import actor_for
 from core.identity.models import Organisation, OrganisationKind, Person, Role
 from core.identity.uscc import make as make_uscc
 from core.realtime import run_server
+from ebid.demo_bids import demo_secrets_note, prepare_demo_keys, submit_demo_bids
+from ebid.demo_guarantees import run_guarantees
 
 DEMO_TENDER_CODE_PREFIX = "QDGGZY-DEMO"
 
@@ -155,7 +157,7 @@ def seed_tender(result: DemoResult) -> None:
         "custodian_threshold": 2, "custodian_ids": custodians,
         "evaluation_method": {"method": "comprehensive", "benchmark": "trimmed_mean",
                               "weights": {"price": 60, "technical": 30, "credit": 10}},
-        "guarantee_policy": {"mode": "cash_or_guarantee"},
+        "guarantee_policy": {"mode": "waived_sme"},  # cash or guarantee; SMEs may use the bond waiver
         "lots": [
             {"title": "第一标段:道路及排水工程", "estimated_price": Decimal("12800000.00"),
              "ceiling_price": Decimal("12500000.00"), "bond_amount": Decimal("250000.00")},
@@ -221,8 +223,15 @@ def demo_command(serve: bool, host: str, port: int) -> None:
     """Seed a trading centre, its people and a published tender; then serve the site."""
     result = DemoResult()
     seed_identities(result)
+    prepare_demo_keys(result.people, result.orgs, result.created)  # custodians' certificates: needed to publish
     seed_tender(result)
     db.session.commit()
+    submit_demo_bids(result.tender, result.people, result.orgs, result.created)
+    market = run_guarantees(result, host=host, port=port)  # the issuers keep running while the site is served
     print_summary(result, f"http://{host}:{port}")
-    if serve:
-        run_server(current_app._get_current_object(), host=host, port=port)
+    click.echo(demo_secrets_note())
+    try:
+        if serve:
+            run_server(current_app._get_current_object(), host=host, port=port)
+    finally:
+        market.stop()

@@ -5,10 +5,14 @@ from __future__ import annotations
 from flask import Flask
 
 import bidding
+import bidding.tasks  # noqa: F401  (registers the deadline-closing task and its 10 s schedule)
 import core.audit  # noqa: F401
 import core.notifications  # noqa: F401
+import guarantees.tasks  # noqa: F401  (registers the guarantee tasks and their schedule with Celery)
 from bidding.api import blp as tenders_api
+from bidding.bids_api import blp as bids_api
 from bidding.ocds_api import bp as ocds_bp
+from bidding.tasks import close_due_on_request
 from bidding.views import register as register_tender_pages
 from core.audit_views import bp as audit_bp
 from core.config import Settings
@@ -17,6 +21,9 @@ from core.realtime import init_realtime
 from core.tasks import init_celery
 from ebid import errors as error_pages
 from ebid.cli_commands import register_cli
+from guarantees.api import blp as guarantees_api
+from guarantees.api import exempt_from_csrf as exempt_guarantee_callbacks
+from guarantees.views import register as register_guarantee_pages
 
 
 def register(app: Flask, settings: Settings) -> None:
@@ -32,3 +39,8 @@ def register(app: Flask, settings: Settings) -> None:
     api = error_pages.make_api(app)
     api.register_blueprint(tenders_api, name="tenders_api")  # "tenders" is the HTML pages' blueprint
     api.register_blueprint(ocds_bp)
+    api.register_blueprint(bids_api, name="bids_api")
+    app.before_request(close_due_on_request)  # deadlines close on every request, not only when beat runs
+    api.register_blueprint(guarantees_api, name="guarantees_api")
+    exempt_guarantee_callbacks()
+    register_guarantee_pages(app)

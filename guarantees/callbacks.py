@@ -34,7 +34,14 @@ from core.identity.models import Role
 from core.storage import default_store
 from guarantees import lifecycle, notices, protocol
 from guarantees.lifecycle import OrderState, reached
-from guarantees.models import ClaimState, GuaranteeClaim, GuaranteeOrder, OutboundMessage, OutboxState, SeenNonce
+from guarantees.models import (
+    ClaimState,
+    GuaranteeClaim,
+    GuaranteeOrder,
+    OutboundMessage,
+    OutboxState,
+    SeenNonce,
+)
 from guarantees.protocol import MalformedMessage, StateConflict
 from guarantees.services import issuer_by_code
 
@@ -69,6 +76,8 @@ class Outcome:
     order_no: str
     result: str  # "applied" or "absorbed"
     state: str
+    sender: str
+    nonce: str
 
 
 def _key_for(sender: str) -> ec.EllipticCurvePublicKey | None:
@@ -94,7 +103,7 @@ def receive_callback(body: bytes | str) -> Outcome:
     if result == ABSORBED:
         log.info("callback %s for %s absorbed (already applied)", msg.type, msg.order_no)
     db.session.flush()
-    return Outcome(msg.type, msg.order_no, result, order.state.value)
+    return Outcome(msg.type, msg.order_no, result, order.state.value, msg.sender, msg.nonce)
 
 
 # -- reading data ------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ The sender id is ``settings.extra["guarantee_platform_id"]``, else ``EBID_GUARAN
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -44,18 +45,26 @@ def platform_id(settings: Settings | None = None) -> str:
 
 
 def _write_new(path: Path, data: bytes, mode: int) -> bool:
-    """Create ``path`` with ``data`` unless it exists (another process won the race); True if written."""
+    """Publish ``path`` with ``data`` unless it exists (another process won the race); True if written.
+
+    The file is written completely under a temporary name, then hard-linked into place, so a reader
+    never sees a half-written key.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    except FileExistsError:
-        return False
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
-    return True
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
 
 
 def platform_key(settings: Settings | None = None) -> ec.EllipticCurvePrivateKey:

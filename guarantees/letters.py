@@ -35,6 +35,7 @@ from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.sign import fields, signers
+from pyhanko.sign.general import SigningError
 from pyhanko.stamp import TextStampStyle
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from reportlab.pdfbase import pdfmetrics
@@ -43,10 +44,14 @@ from reportlab.pdfbase.ttfonts import TTFont
 from core.clock import beijing, now
 from guarantees.fonts import CJK_FONT_NAME, CJK_FONT_PATH
 from guarantees.letter_layout import render_letter
+from guarantees.protocol import (
+    VERIFICATION_ALPHABET,
+    VERIFICATION_CODE_LENGTH,
+    generate_verification_code,
+    is_verification_code,
+)
 
 ISSUER_KINDS = ("bank", "guarantee_company", "insurer")
-VERIFICATION_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read aloud and typed by hand
-VERIFICATION_CODE_LENGTH = 10
 SEAL_FIELD = "IssuerSeal"
 SEAL_BOX = (345, 44, 545, 124)  # x1, y1, x2, y2 in points on the last page, kept free by the layout
 MAX_AMOUNT = Decimal("999999999999.99")
@@ -63,14 +68,8 @@ _font_registered = False
 
 
 def new_verification_code() -> str:
-    """A random 10-character verification code (验证码) from the unambiguous alphabet."""
-    return "".join(secrets.choice(VERIFICATION_ALPHABET) for _ in range(VERIFICATION_CODE_LENGTH))
-
-
-def is_verification_code(text: str) -> bool:
-    """True if ``text`` has the shape of a verification code."""
-    return (isinstance(text, str) and len(text) == VERIFICATION_CODE_LENGTH
-            and all(c in VERIFICATION_ALPHABET for c in text))
+    """A random 10-character verification code (验证码) from the protocol's unambiguous alphabet."""
+    return generate_verification_code()
 
 
 def new_details_salt() -> str:
@@ -307,8 +306,8 @@ def sign_letter(pdf: bytes, signer_key: ec.EllipticCurvePrivateKey | rsa.RSAPriv
     spec = fields.SigFieldSpec(SEAL_FIELD, on_page=-1, box=SEAL_BOX)
     try:
         out = signers.PdfSigner(meta, signer, stamp_style=style, new_field_spec=spec).sign_pdf(writer)
-    except Exception as exc:  # pyHanko raises several types for an already-sealed field
-        if "filled" in str(exc).lower() or "already" in str(exc).lower():
+    except SigningError as exc:
+        if "filled already" in str(exc):
             raise ValueError("this letter already carries the issuer's seal") from exc
         raise
     return out.getvalue()

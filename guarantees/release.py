@@ -5,8 +5,9 @@ deadline; the contract is signed; the tender is cancelled (终止) or fails (流
 ``Release`` to the issuer through the outbox; ``guarantees.watch_deadlines`` flags a release still
 unsent 5 days after its trigger.
 
-Tender events reach this module through the blinker signals ``bidding.tender_cancelled`` and
-``bidding.tender_failed`` (sent by bidding after the change, in the same transaction), and through the
+Tender events reach this module through the blinker signals ``bidding.tender_cancelled``,
+``bidding.tender_failed`` and ``bidding.bid_withdrawn`` (sent by bidding after the change, in the same
+transaction: a withdrawn bid frees the letter bound to its lot), and through the
 periodic sweep ``guarantees.release_sweep`` that catches any cancelled or failed tender whose
 guarantees are still live (idempotent: released orders are left alone).
 """
@@ -15,11 +16,12 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
-from bidding import tender_cancelled, tender_failed
+from bidding import bid_withdrawn, tender_cancelled, tender_failed
 from bidding.models import Tender, TenderStatus
 from core import audit
 from core.actor import Actor
@@ -134,6 +136,16 @@ def _on_tender_cancelled(tender: Tender, **extra) -> None:
 @tender_failed.connect
 def _on_tender_failed(tender: Tender, **extra) -> None:
     release_for_tender(SYSTEM, tender, ReleaseReason.TENDER_FAILED, extra.get("at"))
+
+
+@bid_withdrawn.connect
+def _on_bid_withdrawn(bid: Any, **extra) -> None:
+    """A bid withdrawn before the deadline frees the letter bound to it (条例 §35)."""
+    order = db.session.scalar(select(GuaranteeOrder).where(GuaranteeOrder.lot_id == bid.lot_id,
+                                                           GuaranteeOrder.bidder_id == bid.organisation_id,
+                                                           GuaranteeOrder.state == OrderState.BOUND_TO_BID))
+    if order is not None:
+        release(SYSTEM, order, ReleaseReason.WITHDRAWN_BEFORE_DEADLINE, trigger_at=extra.get("at"))
 
 
 def release_sweep() -> int:

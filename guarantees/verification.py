@@ -30,7 +30,6 @@ from asn1crypto import pem as asn1_pem
 from asn1crypto import x509 as asn1_x509
 from flask_babel import lazy_gettext as _l
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.general import SignatureValidationError
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
@@ -136,7 +135,7 @@ def signature_verdict(pdf_bytes: bytes, trust_root_pem: str) -> tuple[bool, Any]
     context = ValidationContext(trust_roots=[_root(trust_root_pem)], allow_fetching=False, moment=now())
     try:
         status = validate_pdf_signature(sig, context)
-    except (SignatureValidationError, ValueError, KeyError) as exc:
+    except Exception as exc:  # noqa: BLE001 - pyHanko raises many types for a malformed signature
         return False, _l("the signature cannot be validated (%(error)s).", error=type(exc).__name__)
     if not status.intact:
         return False, _l("the document was changed after it was signed.")

@@ -8,6 +8,12 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
   echo "== installing Debian's chromium for the browser tests"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
+# poppler-utils (pdfsig, pdffonts, pdftotext) and libnss3-tools (certutil, for pdfsig's trust store) check the
+# signed e-guarantee letters independently of pyHanko
+if ! { command -v pdfsig && command -v certutil; } >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "== installing poppler-utils and libnss3-tools for the signed-PDF tests"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils libnss3-tools >/dev/null
+fi
 if ! fc-list 2>/dev/null | grep -qi "wenquanyi\|noto.*cjk" && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-zenhei >/dev/null || true
 fi

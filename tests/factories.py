@@ -10,12 +10,15 @@ from decimal import Decimal
 import pytest
 
 import bidding
+from core.actor import Actor
 from core.clock import now
 from core.db import db
 from core.identity import uscc as uscc_mod
 from core.identity.access import actor_for
+from core.identity.ca import init_ca, issue_certificate
 from core.identity.models import Organisation, OrganisationKind, Person, Role, RoleGrant
 from core.identity.passwords import hash_password, use_fast_hashing_for_tests
+from crypto import keys
 
 use_fast_hashing_for_tests()
 
@@ -92,4 +95,43 @@ def create_tender(app, create_org, create_person):
             bidding.publish_tender(actor, tender, expected_version=tender.version)
         db.session.flush()
         return tender
+    return create
+
+
+TEST_CA_PASSPHRASE = "ca passphrase for the tests"
+
+
+@pytest.fixture
+def platform_ca(app, settings):
+    """The platform CA in the test's key folder (cheap key encryption, to keep the suite fast)."""
+    return init_ca(Actor.system(source="test"), settings.keys_dir, TEST_CA_PASSPHRASE,
+                   kdf_log2_n=keys.MIN_SCRYPT_LOG2_N)
+
+
+@pytest.fixture
+def certify(platform_ca):
+    """Certify a fresh P-256 key: ``certify(person=p)`` or ``certify(organisation=o)``; returns (key, Certificate).
+
+    The key stays with the test, as it stays with the holder in production.
+    """
+    def issue(*, person: Person | None = None, organisation: Organisation | None = None, key=None,
+              validity_days: int | None = None):
+        key = key or keys.generate_private_key()
+        if organisation is not None:
+            csr = keys.make_csr(key, organisation.name, uscc=organisation.uscc, organisation_name=organisation.name)
+        else:
+            csr = keys.make_csr(key, person.name, email=person.email)
+        cert = issue_certificate(Actor.system(source="test"), csr, person=person, organisation=organisation,
+                                 ca=platform_ca, validity_days=validity_days)
+        return key, cert
+    return issue
+
+
+@pytest.fixture
+def create_custodian(create_person, certify):
+    """A key custodian (密钥保管人) holding a personal certificate; returns (person, private key)."""
+    def create(**overrides):
+        person = create_person(roles=("custodian",), **overrides)
+        key, _cert = certify(person=person)
+        return person, key
     return create

@@ -237,8 +237,7 @@ class IssuerService:
         day = beijing(issued_at).date()
         with self.store.transaction() as conn:
             guarantee_no = guarantee_number(self.config.code, day, self.store.next_sequence(conn, day.isoformat()))
-        valid_from, valid_until = compute_validity(issued_at, terms.bid_deadline, terms.validity_days,
-                                                   self.config.extra_validity_days)
+        valid_from, valid_until = compute_validity(issued_at, terms, self.config.extra_validity_days)
         code = new_verification_code()
         sealed = terms.guarantee_type == "sealed"
         letter = LetterData(

@@ -159,9 +159,11 @@ class Store:
             "AND e.order_no = j.order_no AND e.id < j.id)) ORDER BY j.due_at, j.id LIMIT ?", ts(now), limit)
 
     def finish_job(self, job_id: int, state: str, error: str = "") -> None:
+        """End a job; a success keeps the error of the last failed attempt, for the record."""
         with self.transaction() as conn:
-            conn.execute("UPDATE jobs SET state = ?, attempts = attempts + 1, last_error = ? WHERE id = ?",
-                         (state, error[:500], job_id))
+            conn.execute("UPDATE jobs SET state = ?, attempts = attempts + 1, "
+                         "last_error = CASE WHEN ? = '' THEN last_error ELSE ? END WHERE id = ?",
+                         (state, error, error[:500], job_id))
 
     def retry_job(self, job_id: int, due_at: datetime, error: str) -> None:
         with self.transaction() as conn:

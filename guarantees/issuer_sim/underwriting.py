@@ -17,6 +17,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 
 from core.clock import BEIJING
+from guarantees.letters import MAX_AMOUNT
 from guarantees.protocol import MalformedMessage, parse_timestamp
 
 GUARANTEE_TYPES = ("plain", "sealed")  # 明文保函 / 密文保函
@@ -52,6 +53,8 @@ class OrderTerms:
     product_code: str
     premium: Decimal
     rate_permille: Decimal
+    extra_validity_days: int = 0                # days the tender documents add beyond the bid validity
+    valid_until_required: datetime | None = None  # the platform's own reckoning of the required end
 
 
 @dataclass(frozen=True)
@@ -81,10 +84,11 @@ def _decimal(data: Mapping[str, Any], *names: str, positive: bool = False) -> De
         value = Decimal(text)
     except InvalidOperation:
         raise MalformedMessage(f"data.{names[0]} must be a decimal string such as \"125000.00\"") from None
-    if not value.is_finite() or value < 0 or (positive and value == 0):
-        raise MalformedMessage(f"data.{names[0]} must be a {'positive' if positive else 'non-negative'} amount")
-    if value != value.quantize(Decimal("0.0001")):
-        raise MalformedMessage(f"data.{names[0]} has too many decimal places")
+    if not value.is_finite() or value < 0 or (positive and value == 0) or value > MAX_AMOUNT:
+        raise MalformedMessage(f"data.{names[0]} must be a {'positive' if positive else 'non-negative'} amount "
+                               f"of at most {MAX_AMOUNT}")
+    if value.as_tuple().exponent < -4:
+        raise MalformedMessage(f"data.{names[0]} has more than four decimal places")
     return value
 
 
@@ -107,6 +111,12 @@ def parse_order(order_no: str, data: Mapping[str, Any]) -> OrderTerms:
     deadline = data.get("bid_deadline")
     if not isinstance(deadline, str):
         raise MalformedMessage("data.bid_deadline must be a timestamp like 2025-01-31T08:00:00Z")
+    extra = data.get("extra_validity_days", 0)
+    if isinstance(extra, bool) or not isinstance(extra, int) or not 0 <= extra <= MAX_VALIDITY_DAYS:
+        raise MalformedMessage(f"data.extra_validity_days must be a whole number of days from 0 to {MAX_VALIDITY_DAYS}")
+    required = data.get("valid_until_required")
+    if required is not None and not isinstance(required, str):
+        raise MalformedMessage("data.valid_until_required must be a timestamp like 2025-01-31T08:00:00Z")
     return OrderTerms(
         order_no=order_no,
         tender_code=_text(data, "tender_code") if "tender_code" in data else _text(tender, "code"),
@@ -123,7 +133,13 @@ def parse_order(order_no: str, data: Mapping[str, Any]) -> OrderTerms:
         product_code=_text(data, "product_code", required=False),
         premium=_decimal(data, "premium") if "premium" in data else Decimal("0"),
         rate_permille=_decimal(data, "rate_permille") if "rate_permille" in data else Decimal("0"),
+        extra_validity_days=extra,
+        valid_until_required=parse_timestamp(required) if required is not None else None,
     )
+
+
+def _cny(amount: Decimal) -> str:
+    return format(amount, ",.2f")
 
 
 def decide(terms: OrderTerms, rules: Rules, *, now: datetime) -> Decision:
@@ -131,7 +147,7 @@ def decide(terms: OrderTerms, rules: Rules, *, now: datetime) -> Decision:
     if rules.amount_limit is not None and terms.amount > rules.amount_limit:
         return Decision(False, _l("The guarantee amount %(amount)s CNY is above this issuer's limit of %(limit)s CNY "
                                   "per guarantee; choose another issuer.",
-                                  amount=f"{terms.amount:,.2f}", limit=f"{rules.amount_limit:,.2f}"))
+                                  amount=_cny(terms.amount), limit=_cny(rules.amount_limit)))
     if terms.principal_uscc.upper() in rules.denied_usccs:
         return Decision(False, _l("The issuer does not guarantee %(name)s (%(uscc)s); choose another issuer.",
                                   name=terms.principal_name, uscc=terms.principal_uscc))
@@ -140,11 +156,18 @@ def decide(terms: OrderTerms, rules: Rules, *, now: datetime) -> Decision:
     return Decision(True)
 
 
-def validity_period(issued_at: datetime, bid_deadline: datetime, validity_days: int,
-                    extra_days: int = 0) -> tuple[datetime, datetime]:
-    """From the issue moment to the end of the Beijing day that ends the bid validity (+ extra days)."""
-    last_day = (bid_deadline.astimezone(BEIJING) + timedelta(days=validity_days + extra_days)).date()
-    until = datetime.combine(last_day, time(23, 59, 59), tzinfo=BEIJING)
+def validity_period(issued_at: datetime, terms: OrderTerms, issuer_extra_days: int = 0) -> tuple[datetime, datetime]:
+    """From the issue moment to the end of the Beijing day that ends the bid validity.
+
+    The bid validity runs from the bid deadline for ``validity_days``, plus the larger of the extra days
+    the tender documents ask for and those the issuer adds; the letter never ends before the platform's
+    ``valid_until_required``.
+    """
+    days = terms.validity_days + max(terms.extra_validity_days, issuer_extra_days)
+    end = terms.bid_deadline + timedelta(days=days)
+    if terms.valid_until_required is not None and terms.valid_until_required > end:
+        end = terms.valid_until_required
+    until = datetime.combine(end.astimezone(BEIJING).date(), time(23, 59, 59), tzinfo=BEIJING)
     return issued_at, until.astimezone(issued_at.tzinfo)
 
 
@@ -187,6 +210,6 @@ def decide_claim(facts: ClaimFacts) -> ClaimDecision:
         return ClaimDecision(False, zero, _l("The claim arrived after the guarantee expired."))
     if facts.claim_amount <= 0 or facts.claim_amount > facts.guarantee_amount:
         return ClaimDecision(False, zero, _l("The claim of %(claim)s CNY is not between 0 and the guarantee amount "
-                                             "of %(amount)s CNY.", claim=f"{facts.claim_amount:,.2f}",
-                                             amount=f"{facts.guarantee_amount:,.2f}"))
+                                             "of %(amount)s CNY.", claim=_cny(facts.claim_amount),
+                                             amount=_cny(facts.guarantee_amount)))
     return ClaimDecision(True, facts.claim_amount.quantize(Decimal("0.01")))
