@@ -234,8 +234,8 @@ def test_the_tenderer_cannot_act_as_bidder_on_its_own_tender(frozen, create_tend
     assert err.code == "own_tender"
 
 
-def test_custodians_for_the_opening_key(frozen, create_tender, create_person):
-    keepers = [create_person(roles=("custodian",)) for _ in range(3)]
+def test_custodians_for_the_opening_key(frozen, create_tender, create_person, create_custodian):
+    keepers = [create_custodian()[0] for _ in range(3)]
     plain = create_person(roles=("expert",))
     tender = create_tender(decryption_mode="bidder_then_custodians", custodian_threshold=2,
                            custodian_ids=[k.id for k in keepers])
