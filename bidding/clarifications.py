@@ -30,8 +30,8 @@ from bidding.policy import (
     diff,
     downloader_persons,
     flush_tender,
+    members,
     notify,
-    organisation_persons,
     raise_if,
     require_bidder,
     require_manager,
@@ -164,7 +164,7 @@ def ask_question(actor: Actor, tender: Tender, text: str) -> Question:
                         text=text, asked_at=at)
     db.session.add(question)
     db.session.flush()
-    notify(organisation_persons([tender.tenderer_id, tender.agency_id], MANAGER_ROLES), kind="tender.question",
+    notify(members([tender.tenderer_id, tender.agency_id], MANAGER_ROLES), kind="tender.question",
            object_type="question", object_id=question.id,
            subject=_l("New question about tender %(code)s"), body="%(text)s", code=tender.code, text=text)
     audit.record(actor, "question.ask", "question", question.id, {"tender_id": tender.id, "text": text})
@@ -183,7 +183,7 @@ def answer_question(actor: Actor, question: Question, answer: str) -> Question:
     answer = clean_text(answer, "answer", max_length=10000)
     question.answer, question.answered_by_id, question.answered_at = answer, actor.person_id, at
     db.session.flush()
-    recipients = downloader_persons(tender) + organisation_persons([question.asker_organisation_id], [Role.BIDDER])
+    recipients = downloader_persons(tender) + members([question.asker_organisation_id], [Role.BIDDER])
     notified = notify(recipients, kind="tender.answer", object_type="question", object_id=question.id,
                       subject=_l("A question about tender %(code)s has been answered"),
                       body=_l("Question: %(question)s\nAnswer: %(answer)s"),
@@ -209,7 +209,7 @@ def raise_objection(actor: Actor, tender: Tender, text: str) -> Objection:
                           status=ObjectionStatus.PENDING)
     db.session.add(objection)
     db.session.flush()
-    notify(organisation_persons([tender.tenderer_id, tender.agency_id], MANAGER_ROLES), kind="tender.objection",
+    notify(members([tender.tenderer_id, tender.agency_id], MANAGER_ROLES), kind="tender.objection",
            object_type="objection", object_id=objection.id,
            subject=_l("Objection to tender %(code)s: answer by %(date)s"), body="%(text)s",
            code=tender.code, date=when(objection.answer_due_at), text=text)
@@ -236,7 +236,7 @@ def answer_objection(actor: Actor, objection: Objection, answer: str) -> Objecti
     if lifted:
         tender.is_suspended, tender.updated_at = False, at
         flush_tender()
-    notify(organisation_persons([objection.organisation_id], [Role.BIDDER]), kind="tender.objection_answer",
+    notify(members([objection.organisation_id], [Role.BIDDER]), kind="tender.objection_answer",
            object_type="objection", object_id=objection.id,
            subject=_l("Your objection to tender %(code)s has been answered"), body="%(answer)s",
            code=tender.code, answer=answer)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from flask import current_app, has_app_context
-from flask_babel import force_locale
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm.exc import StaleDataError
@@ -22,7 +21,7 @@ from core.clock import as_utc
 from core.db import db
 from core.errors import Conflict
 from core.identity.models import Person, Role, RoleGrant
-from core.notifications import Notification
+from core.notifications import members, notify  # noqa: F401  (the domain notifies through the kernel)
 
 RULEBOOK_KEY = "ebid.bidding.rulebook"
 _DEFAULT_RULEBOOK = RuleBook()
@@ -155,27 +154,3 @@ def downloader_persons(tender: Tender) -> list[Person]:
     return list(db.session.scalars(stmt))
 
 
-def organisation_persons(organisation_ids: Iterable[int | None], roles: Iterable[Role]) -> list[Person]:
-    ids = [i for i in organisation_ids if i is not None]
-    if not ids:
-        return []
-    stmt = (select(Person).join(RoleGrant, RoleGrant.person_id == Person.id)
-            .where(RoleGrant.organisation_id.in_(ids), RoleGrant.role.in_(list(roles)),
-                   Person.is_enabled.is_(True)).distinct().order_by(Person.id))
-    return list(db.session.scalars(stmt))
-
-
-def notify(persons: Iterable[Person], *, kind: str, object_type: str, object_id: int,
-           subject: Any, body: Any = "", **params: Any) -> int:
-    """Create one notification per person, rendered in that person's language; return how many."""
-    default = current_app.config.get("BABEL_DEFAULT_LOCALE", "zh_CN")
-    seen: set[int] = set()
-    for person in persons:
-        if person.id in seen:
-            continue
-        seen.add(person.id)
-        with force_locale(person.locale or default):
-            db.session.add(Notification(person_id=person.id, object_type=object_type, object_id=object_id,
-                                        kind=kind, subject=(str(subject) % params)[:300],
-                                        body=str(body) % params if body else ""))
-    return len(seen)

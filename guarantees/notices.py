@@ -1,49 +1,5 @@
-"""Notifications about guarantees (保函通知), rendered in each recipient's language."""
+"""Notifications about guarantees (保函通知): the kernel's notifications, rendered per recipient."""
 
-from __future__ import annotations
+from core.notifications import admins, members, notify
 
-from collections.abc import Iterable
-from typing import Any
-
-from flask import current_app
-from flask_babel import force_locale
-from sqlalchemy import select
-
-from core.db import db
-from core.identity.models import Person, Role, RoleGrant
-from core.notifications import Notification
-
-
-def members(organisation_ids: Iterable[int | None], roles: Iterable[Role]) -> list[Person]:
-    """Enabled persons holding one of ``roles`` for one of the organisations."""
-    ids = [i for i in organisation_ids if i is not None]
-    if not ids:
-        return []
-    stmt = (select(Person).join(RoleGrant, RoleGrant.person_id == Person.id)
-            .where(RoleGrant.organisation_id.in_(ids), RoleGrant.role.in_(list(roles)),
-                   Person.is_enabled.is_(True)).distinct().order_by(Person.id))
-    return list(db.session.scalars(stmt))
-
-
-def admins() -> list[Person]:
-    stmt = (select(Person).join(RoleGrant, RoleGrant.person_id == Person.id)
-            .where(RoleGrant.role == Role.ADMIN, Person.is_enabled.is_(True)).distinct().order_by(Person.id))
-    return list(db.session.scalars(stmt))
-
-
-def notify(persons: Iterable[Person], *, kind: str, object_type: str, object_id: int, subject: Any,
-           body: Any = "", **params: Any) -> int:
-    """One notification per person, rendered in that person's language; return how many."""
-    default = current_app.config.get("BABEL_DEFAULT_LOCALE", "zh_CN")
-    seen: set[int] = set()
-    for person in persons:
-        if person.id in seen:
-            continue
-        seen.add(person.id)
-        with force_locale(person.locale or default):
-            rendered = {k: str(v) for k, v in params.items()}
-            db.session.add(Notification(person_id=person.id, object_type=object_type, object_id=object_id,
-                                        kind=kind, subject=(str(subject) % rendered)[:300],
-                                        body=str(body) % rendered if body else ""))
-    db.session.flush()
-    return len(seen)
+__all__ = ["admins", "members", "notify"]
