@@ -33,13 +33,11 @@ from bidding.bids_schemas import (
 from bidding.models import Lot, Tender
 from bidding.queries import get_tender, managed_organisation_ids
 from bidding.receipts import public_keys
-from bidding.sealed_checks import check_envelope
 from bidding.sealed_errors import LogNotPublic, UploadTooLarge
-from bidding.sealed_models import UploadStatus
 from bidding.sealed_queries import b64, hexes, signed, upload_out
 from core.actor import Actor
 from core.db import db
-from core.errors import DomainError, Forbidden, NotAuthenticated, NotFound, ValidationFailed
+from core.errors import Forbidden, NotAuthenticated, NotFound, ValidationFailed
 from core.identity.access import current_actor
 from core.identity.models import Role
 from crypto.receipt import parse_log_entry
@@ -143,14 +141,16 @@ class UploadItem(MethodView):
     def put(self, args: dict, upload_id: str):
         """Send the next chunk (raw body) at ``offset``; resending an identical chunk is harmless."""
         actor = _bidder(args["organisation_id"])
-        upload = submissions.get_upload(actor, upload_id)
+        upload = submissions.get_upload(actor, upload_id)  # 404 before any byte is read
+        size = upload.declared_size
         if (request.content_length or 0) > submissions.MAX_CHUNK:
             raise UploadTooLarge(_l("Send chunks of at most %(n)s bytes."), code="chunk_too_large",
                                  n=submissions.MAX_CHUNK)
+        db.session.close()  # hold no database connection while the chunk arrives
         data = request.get_data(cache=False)
-        received = submissions.append_chunk(actor, upload, args["offset"], data)
+        received = submissions.append_chunk(actor, upload, args["offset"], data)  # locks the row anew
         db.session.commit()
-        return {"received": received, "size": upload.declared_size}
+        return {"received": received, "size": size}
 
     @blp.arguments(ActingQuerySchema, location="query")
     @blp.response(200, UploadSchema)
@@ -184,21 +184,8 @@ class Finalize(MethodView):
         201 with the receipt; 200 with the same receipt when the upload was already finalized.
         """
         actor = _bidder(args["organisation_id"])
-        upload = submissions.begin_finalize(actor, submissions.get_upload(actor, upload_id))
-        db.session.commit()
-        if upload.status == UploadStatus.FINALIZED:
-            return _finalized(submissions.submitted(upload.bid)), 200
-        try:
-            checked = check_envelope(actor, upload)
-            db.session.commit()  # end the read: the tender lock must come first in the next transaction
-            result = submissions.complete(actor, upload, checked)
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            submissions.abandon(actor, upload.id, exc)
-            db.session.commit()
-            raise
-        return _finalized(result)
+        result, created = submissions.finalize(actor, submissions.get_upload(actor, upload_id))
+        return _finalized(result), 201 if created else 200
 
 
 @blp.route("/tenders/<int:tender_id>/lots/<int:lot_id>/withdraw")

@@ -17,11 +17,12 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select, text
 
 from bidding import sealed_spool as spool
+from bidding import translog
 from bidding.errors import DeadlinePassed, TransitionRefused
 from bidding.models import Lot, Tender, TenderStatus
 from bidding.rules import when
 from bidding.sealed_errors import EnvelopeRefused, UploadClosed
-from bidding.sealed_models import BidUpload, TenderLog
+from bidding.sealed_models import BidderCommitment, BidUpload, TenderLog
 from bidding.sealed_rules import Refusal, context_refusal, expected_context, recipient_refusal
 from core.actor import Actor
 from core.clock import as_utc, now
@@ -98,6 +99,9 @@ class CheckedEnvelope:
     size: int
     certificate_id: int
     context: bytes
+    lot_code: str
+    uscc: str
+    commitment: BidderCommitment  # the bidder's stand-in in the tender's log
 
 
 def _candidate_certificates(actor: Actor) -> list[Certificate]:
@@ -148,8 +152,7 @@ def check_envelope(actor: Actor, upload: BidUpload) -> CheckedEnvelope:
     organisation = db.session.get(Organisation, upload.organisation_id)
     source = spool.open_source(upload.id, upload.declared_sha256)
     if source is None:
-        raise UploadClosed(_l("The upload's data is gone (it was withdrawn at the deadline or cancelled)."),
-                           code="upload_data_gone")
+        raise _data_gone(tender)
     with source:
         try:
             header = read_header(source)
@@ -174,6 +177,19 @@ def check_envelope(actor: Actor, upload: BidUpload) -> CheckedEnvelope:
     try:
         spool.adopt(upload.id, upload.declared_sha256)
     except FileNotFoundError:  # closing at the deadline withdrew the upload meanwhile
-        raise UploadClosed(_l("The upload's data is gone (it was withdrawn at the deadline or cancelled)."),
-                           code="upload_data_gone") from None
-    return CheckedEnvelope(info.sha256.hex(), info.size, cert.id, header.context)
+        raise _data_gone(tender) from None
+    commitment = translog.commitment_for(tender, organisation)
+    return CheckedEnvelope(info.sha256.hex(), info.size, cert.id, header.context, lot.code, organisation.uscc,
+                           commitment)
+
+
+def _data_gone(tender: Tender) -> UploadClosed | DeadlinePassed:
+    """The spool file vanished: the closing at the deadline withdrew the upload (say so), or it was cancelled."""
+    try:
+        require_open_for_bids(tender, now())
+    except DeadlinePassed as exc:
+        return exc
+    except TransitionRefused:
+        pass
+    return UploadClosed(_l("The upload's data is gone (it was withdrawn at the deadline or cancelled)."),
+                        code="upload_data_gone")

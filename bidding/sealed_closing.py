@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from bidding import lifecycle, translog
 from bidding import sealed_spool as spool
@@ -44,6 +44,13 @@ def due_tender_ids(at: datetime) -> list[int]:
                    or_(TenderLog.closed_at.is_(None), Tender.is_suspended.is_(False)))
             .order_by(Tender.bid_deadline_at, Tender.id))
     return list(db.session.scalars(stmt))
+
+
+def next_deadline(at: datetime) -> datetime | None:
+    """The earliest bid deadline after ``at`` among published tenders (None: none is coming)."""
+    value = db.session.scalar(select(func.min(Tender.bid_deadline_at)).where(
+        Tender.status == TenderStatus.PUBLISHED, Tender.bid_deadline_at > at))
+    return as_utc(value) if value is not None else None
 
 
 def _withdraw_unfinished(actor: Actor, tender: Tender, at: datetime) -> list[str]:

@@ -143,6 +143,8 @@ class OpeningKeyShare(db.Model):
     threshold: Mapped[int] = mapped_column(Integer)
     count: Mapped[int] = mapped_column(Integer)
     encrypted_share: Mapped[bytes] = mapped_column(LargeBinary)
+    # SHA-256 of the share's bytes: lets the opening name a wrong released share at once (bidding.opening_decrypt)
+    share_sha256: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=now)
 
     custodian: Mapped[Person] = relationship()
@@ -157,6 +159,8 @@ class TenderLog(db.Model):
     tender_id: Mapped[int] = mapped_column(ForeignKey("tenders.id", ondelete="CASCADE"), primary_key=True)
     log_id: Mapped[str] = mapped_column(String(120))
     size: Mapped[int] = mapped_column(Integer, default=0)
+    # the Merkle tree's compact range: the roots of its perfect subtrees, largest first, 32 bytes each
+    frontier: Mapped[bytes | None] = mapped_column(LargeBinary)
     closed_at: Mapped[datetime | None]  # submissions locked (截止); set once, never cleared
     closing: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # counts per lot, outcome
 

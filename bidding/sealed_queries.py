@@ -122,8 +122,10 @@ def closing_of(tender: Tender) -> dict[str, Any] | None:
 
 
 def commitment_openings(tender: Tender) -> list[dict[str, Any]]:
-    rows = db.session.scalars(select(BidderCommitment).where(BidderCommitment.tender_id == tender.id)
-                              .order_by(BidderCommitment.commitment))
+    # a commitment is made when an envelope passes its checks; only those that reached the log are shown
+    in_log = select(Bid.id).where(Bid.tender_id == tender.id, Bid.organisation_id == BidderCommitment.organisation_id)
+    rows = db.session.scalars(select(BidderCommitment).where(BidderCommitment.tender_id == tender.id,
+                                                             in_log.exists()).order_by(BidderCommitment.commitment))
     return [{"commitment": c.commitment, "salt": c.salt, "uscc": c.organisation.uscc, "name": c.organisation.name}
             for c in rows]
 

@@ -34,6 +34,7 @@ from bidding.policy import require_bidder
 from bidding.receipts import epoch_ms, issue_receipt
 from bidding.sealed_checks import (
     CheckedEnvelope,
+    check_envelope,
     lock_tender,
     lock_upload,
     max_bid_bytes,
@@ -54,7 +55,9 @@ from core import audit
 from core.actor import Actor
 from core.clock import now
 from core.db import after_commit, db
-from core.identity.models import Organisation
+from core.errors import DomainError
+from crypto import merkle
+from crypto.receipt import log_entry
 
 # Signal for the layers above: a bid withdrawn before the deadline frees its bond (条例 §35). Sent with the
 # Bid as sender after the change is flushed, inside the same transaction: ``bid_withdrawn.send(bid, actor=,
@@ -220,21 +223,44 @@ class Submitted:
     consistency_proof: list[bytes] | None
 
 
+def _bundle(bid: Bid, commitment: BidderCommitment, entry: bytes, previous_head_size: int | None) -> Submitted:
+    """The proofs for ``bid`` from one read of the log's leaf hashes (outside any lock)."""
+    tree = merkle.MerkleTree.from_leaf_hashes(translog.leaf_hashes(bid.tender_id, bid.head_size))
+    consistency = tree.consistency_proof(previous_head_size, bid.head_size) if previous_head_size else None
+    return Submitted(bid, commitment, entry, tree.inclusion_proof(bid.log_index, bid.head_size), previous_head_size,
+                     consistency)
+
+
+def _previous_head_size(bid: Bid) -> int | None:
+    previous = db.session.scalar(select(Bid).where(Bid.lot_id == bid.lot_id, Bid.organisation_id == bid.organisation_id,
+                                                   Bid.version == bid.version - 1))
+    return previous.withdrawal_head_size or previous.head_size if previous is not None else None
+
+
 def submitted(bid: Bid) -> Submitted:
     """The receipt bundle of an accepted bid (also for a repeated finalize)."""
     commitment = db.session.scalar(select(BidderCommitment).where(BidderCommitment.tender_id == bid.tender_id,
                                                                   BidderCommitment.organisation_id == bid.organisation_id))
-    entry = translog.entry_at(bid.tender_id, bid.log_index)
-    previous = db.session.scalar(select(Bid).where(Bid.lot_id == bid.lot_id, Bid.organisation_id == bid.organisation_id,
-                                                   Bid.version == bid.version - 1))
-    prev_size = previous.withdrawal_head_size or previous.head_size if previous is not None else None
-    return Submitted(bid, commitment, entry.entry, translog.inclusion_proof(bid.tender_id, bid.log_index, bid.head_size),
-                     prev_size, translog.consistency_proof(bid.tender_id, prev_size, bid.head_size)
-                     if prev_size is not None else None)
+    return _bundle(bid, commitment, translog.entry_at(bid.tender_id, bid.log_index).entry, _previous_head_size(bid))
 
 
-def complete(actor: Actor, upload: BidUpload, checked: CheckedEnvelope) -> Submitted:
-    """Step 3, under the tender lock: deadline by status and clock, version, bid, log entry, receipt."""
+@dataclass(frozen=True)
+class _Accepted:
+    """What step 3 decided under the lock; the proofs are computed from it after the commit."""
+
+    bid: Bid
+    commitment: BidderCommitment
+    entry: bytes
+    previous_head_size: int | None
+
+
+def complete(actor: Actor, upload: BidUpload, checked: CheckedEnvelope) -> _Accepted | Submitted:
+    """Step 3, under the tender lock: deadline by status and clock, version, bid, log entry, receipt.
+
+    The critical section is kept to a few statements: everything that does not decide the order or the
+    deadline cut (certificates, the bidder's commitment, the envelope check) happened in step 2, and
+    the proofs are read after the commit (:func:`finalize`).
+    """
     tender = lock_tender(upload.tender_id)
     upload = lock_upload(upload.id)
     if upload.status == UploadStatus.FINALIZED:
@@ -242,38 +268,68 @@ def complete(actor: Actor, upload: BidUpload, checked: CheckedEnvelope) -> Submi
     _require_active(upload, finalizing_ok=True)
     at = now()  # the receipt's time: taken under the lock
     require_open_for_bids(tender, at)
-    lot, organisation = upload.lot, db.session.get(Organisation, upload.organisation_id)
-    version = next_version(lot.id, organisation.id)
-    refusal = context_refusal(expected_context(tender.code, lot.code, organisation.uscc, version), checked.context)
+    earlier = list(db.session.scalars(select(Bid).where(Bid.lot_id == upload.lot_id,
+                                                        Bid.organisation_id == upload.organisation_id)))
+    version = max((b.version for b in earlier), default=0) + 1
+    refusal = context_refusal(expected_context(tender.code, checked.lot_code, checked.uscc, version), checked.context)
     if refusal is not None:
         raise refused(refusal)
-    commitment = translog.commitment_for(tender, organisation)
+    commitment = checked.commitment
+    previous = next((b for b in earlier if b.is_current), None)
+    last = next((b for b in earlier if b.version == version - 1), None)
+    previous_head_size = (last.withdrawal_head_size or last.head_size) if last is not None else None
     translog.pad(tender, at)
-    previous = current_bid(lot.id, organisation.id)
-    fields = {"lot": lot.code, "bidder": commitment.commitment, "bid_version": version,
+    fields = {"lot": checked.lot_code, "bidder": commitment.commitment, "bid_version": version,
               "envelope_sha256": checked.sha256, "envelope_size": checked.size, "at_ms": epoch_ms(at)}
     if previous is not None:
         previous.is_current, previous.replaced_at = False, at
         db.session.flush()  # before the new current bid: the partial unique index allows only one
-        index = translog.append_event(tender, "replacement", replaces_sha256=previous.envelope_sha256, **fields)
+        entry = log_entry("replacement", tender=tender.code, replaces_sha256=previous.envelope_sha256, **fields)
     else:
-        index = translog.append_event(tender, "submission", **fields)
-    head, head_doc = translog.sign_head(tender, at)
-    receipt = issue_receipt(tender_code=tender.code, lot_code=lot.code, bidder=commitment.commitment,
+        entry = log_entry("submission", tender=tender.code, **fields)
+    index = translog.append(tender, entry)
+    head, head_doc = translog.sign_head(tender, at, appended=True)
+    receipt = issue_receipt(tender_code=tender.code, lot_code=checked.lot_code, bidder=commitment.commitment,
                             bid_version=version, envelope_sha256=checked.sha256, envelope_size=checked.size,
                             received_at=at, log_index=index, tree_head=head_doc)
-    bid = Bid(public_id=secrets.token_hex(16), tender_id=tender.id, lot_id=lot.id, organisation_id=organisation.id,
-              submitted_by_id=actor.person_id, signer_certificate_id=checked.certificate_id, version=version,
-              envelope_sha256=checked.sha256, envelope_size=checked.size, received_at=at, is_current=True,
-              log_index=index, head_size=head.tree_size, receipt=receipt.to_json().decode())
+    bid = Bid(public_id=secrets.token_hex(16), tender_id=tender.id, lot_id=upload.lot_id,
+              organisation_id=upload.organisation_id, submitted_by_id=actor.person_id,
+              signer_certificate_id=checked.certificate_id, version=version, envelope_sha256=checked.sha256,
+              envelope_size=checked.size, received_at=at, is_current=True, log_index=index,
+              head_size=head.tree_size, receipt=receipt.to_json().decode())
+    upload.status, upload.bid, upload.finished_at, upload.updated_at = UploadStatus.FINALIZED, bid, at, at
     db.session.add(bid)
     db.session.flush()
-    upload.status, upload.bid_id, upload.finished_at, upload.updated_at = UploadStatus.FINALIZED, bid.id, at, at
-    db.session.flush()
     audit.record(actor, "bid.replace" if previous else "bid.submit", "tender", tender.id, {
-        "lot": lot.code, "bid": bid.public_id, "version": version, "sha256": checked.sha256, "size": checked.size,
-        "log_index": index, "upload": upload.id, "replaces": previous.public_id if previous else None})
-    return submitted(bid)
+        "lot": checked.lot_code, "bid": bid.public_id, "version": version, "sha256": checked.sha256,
+        "size": checked.size, "log_index": index, "upload": upload.id,
+        "replaces": previous.public_id if previous else None})
+    return _Accepted(bid, commitment, entry, previous_head_size)
+
+
+def finalize(actor: Actor, upload: BidUpload) -> tuple[Submitted, bool]:
+    """Finalize in its three transactions (this commits); return the receipt bundle and whether it is new.
+
+    A refusal in step 2 or 3 is recorded on the upload (a deadline refusal counts as withdrawn) and raised.
+    """
+    upload = begin_finalize(actor, upload)
+    db.session.commit()
+    if upload.status == UploadStatus.FINALIZED:
+        return submitted(upload.bid), False
+    upload_id = upload.id
+    try:
+        checked = check_envelope(actor, upload)
+        db.session.commit()  # end the read: the tender lock must come first in the next transaction
+        result = complete(actor, upload, checked)
+        db.session.commit()
+    except DomainError as exc:
+        db.session.rollback()
+        abandon(actor, upload_id, exc)
+        db.session.commit()
+        raise
+    if isinstance(result, Submitted):
+        return result, False
+    return _bundle(result.bid, result.commitment, result.entry, result.previous_head_size), True
 
 
 def abandon(actor: Actor, upload_id: str, error: Exception) -> None:

@@ -7,11 +7,15 @@ clock themselves in any case). Each tender is closed in its own transaction, loc
 
 from __future__ import annotations
 
+import itertools
 import logging
+from datetime import timedelta
 
-from flask import request
+from flask import current_app, request
+from sqlalchemy import event
 
-from bidding.sealed_closing import close_tender, due_tender_ids
+from bidding.models import Tender
+from bidding.sealed_closing import close_tender, due_tender_ids, next_deadline
 from core.actor import Actor
 from core.clock import now
 from core.db import db
@@ -48,13 +52,42 @@ def close_due_tenders() -> dict[str, str]:
 periodic(CLOSE_DUE, 10.0)
 
 
+# The request-time check runs its query at most every DUE_CHECK_EVERY per process, and sooner when the
+# earliest known deadline arrives or a tender changes in this process. A tender whose deadline another
+# process moved earlier is closed at most this much later on requests (the periodic task and the clock
+# check of every submission do not depend on it).
+DUE_CHECK_EVERY = timedelta(seconds=2)
+_tender_writes = itertools.count()
+_generation = [0]
+
+
+@event.listens_for(Tender, "after_insert")
+@event.listens_for(Tender, "after_update")
+def _tender_changed(_mapper, _connection, _target) -> None:
+    _generation[0] = next(_tender_writes) + 1
+
+
+def _due_check_needed(at) -> bool:
+    seen = current_app.extensions.get("ebid.due_check")
+    if seen is None:
+        return True
+    checked_at, next_deadline, generation = seen
+    return (generation != _generation[0] or not checked_at <= at < checked_at + DUE_CHECK_EVERY
+            or (next_deadline is not None and at >= next_deadline))
+
+
 def close_due_on_request() -> None:
     """before_request: close what is due before the request sees it (never fails the request)."""
     if request.endpoint in (None, "static"):
         return
+    at = now()
+    if not _due_check_needed(at):
+        return
     try:
-        if due_tender_ids(now()):
+        generation = _generation[0]
+        if due_tender_ids(at):
             close_due(Actor.system(source="request"))
+        current_app.extensions["ebid.due_check"] = (at, next_deadline(at), generation)
     except Exception:
         db.session.rollback()
         log.exception("closing due tenders before a request failed")

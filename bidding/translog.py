@@ -20,6 +20,8 @@ from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bidding.models import Tender
 from bidding.receipts import epoch_ms, key_id_hex, log_key
@@ -53,27 +55,47 @@ def commitment_of(salt_hex: str, uscc: str) -> str:
 
 
 def commitment_for(tender: Tender, organisation: Organisation) -> BidderCommitment:
-    """The organisation's commitment in this tender, made on its first bid."""
-    row = db.session.scalar(select(BidderCommitment).where(BidderCommitment.tender_id == tender.id,
-                                                           BidderCommitment.organisation_id == organisation.id))
+    """The organisation's commitment in this tender, made on its first bid (race-safe: first insert wins)."""
+    def find() -> BidderCommitment | None:
+        return db.session.scalar(select(BidderCommitment).where(BidderCommitment.tender_id == tender.id,
+                                                                BidderCommitment.organisation_id == organisation.id))
+
+    row = find()
     if row is None:
         salt = secrets.token_hex(16)
-        row = BidderCommitment(tender_id=tender.id, organisation_id=organisation.id, salt=salt,
-                               commitment=commitment_of(salt, organisation.uscc))
-        db.session.add(row)
-        db.session.flush()
+        insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        db.session.execute(insert(BidderCommitment).values(
+            tender_id=tender.id, organisation_id=organisation.id, salt=salt,
+            commitment=commitment_of(salt, organisation.uscc)).on_conflict_do_nothing())
+        row = find()
     return row
 
 
+def _frontier(log: TenderLog) -> list[bytes]:
+    """The log's compact range (one hash per perfect subtree), rebuilt from the leaves if not kept yet."""
+    if log.frontier is None:
+        frontier: list[bytes] = []
+        for size, leaf in enumerate(leaf_hashes(log.tender_id, log.size)):
+            frontier = merkle.frontier_append(frontier, size, leaf)
+        return frontier
+    raw = bytes(log.frontier)
+    return [raw[i:i + merkle.HASH_SIZE] for i in range(0, len(raw), merkle.HASH_SIZE)]
+
+
 def append(tender: Tender, entry: bytes) -> int:
-    """Append canonical entry bytes (checked by crypto.receipt); return the leaf index."""
+    """Append canonical entry bytes (checked by crypto.receipt); return the leaf index.
+
+    The entry is written with the caller's next flush; the log's size and compact range move on now,
+    so that :func:`sign_head` needs no read of earlier leaves.
+    """
     body = parse_log_entry(entry)
     log = open_log(tender)
     index = log.size
+    leaf = merkle.leaf_hash(entry)
+    frontier = merkle.frontier_append(_frontier(log), index, leaf)
     db.session.add(LogEntry(tender_id=tender.id, index=index, kind=body["kind"], entry=bytes(entry),
-                            leaf_hash=merkle.leaf_hash(entry).hex()))
-    log.size = index + 1
-    db.session.flush()
+                            leaf_hash=leaf.hex()))
+    log.size, log.frontier = index + 1, b"".join(frontier)
     return index
 
 
@@ -104,18 +126,23 @@ def leaf_hashes(tender_id: int, size: int | None = None) -> list[bytes]:
     return [bytes.fromhex(h) for h in db.session.scalars(stmt)]
 
 
-def sign_head(tender: Tender, at: datetime, *, final: bool = False) -> tuple[TreeHead, SignedDocument]:
-    """Sign (and store) the head of the log as it is now; an existing head of that size is reused."""
+def sign_head(tender: Tender, at: datetime, *, final: bool = False,
+              appended: bool = False) -> tuple[TreeHead, SignedDocument]:
+    """Sign (and store) the head of the log as it is now; an existing head of that size is reused.
+
+    ``appended``: the caller appended in this transaction, under the tender lock, so no head of this
+    size can exist yet and the lookup is skipped.
+    """
     log = open_log(tender)
-    existing = head_at(tender.id, log.size)
-    if existing is not None and (existing.is_final or not final):
-        return existing, SignedDocument.from_json(existing.document)
-    root = merkle.root_hash(leaf_hashes(tender.id, log.size))
+    if not appended:
+        existing = head_at(tender.id, log.size)
+        if existing is not None and (existing.is_final or not final):
+            return existing, SignedDocument.from_json(existing.document)
+    root = merkle.frontier_root(_frontier(log))
     doc = sign_tree_head(log_key(), log_id=log.log_id, tree_size=log.size, root_hash=root, timestamp_ms=epoch_ms(at))
     head = TreeHead(tender_id=tender.id, tree_size=log.size, root_hash=root.hex(), timestamp_ms=epoch_ms(at),
                     document=doc.to_json().decode(), is_final=final)
     db.session.add(head)
-    db.session.flush()
     return head, doc
 
 

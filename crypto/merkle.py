@@ -5,7 +5,8 @@
 * inclusion proofs (PATH, §2.1.3.1) and consistency proofs (PROOF/SUBPROOF, §2.1.4.1) are generated
   from those recursive definitions, and verified with the iterative algorithms of §2.1.3.2 and
   §2.1.4.2, so generation and verification are independent code paths;
-* :func:`root_hash` computes a tree head a third way (a compact stack, one pass over the leaves).
+* :func:`root_hash` computes a tree head a third way, from a compact range (frontier) that
+  :func:`frontier_append` extends leaf by leaf, so a log can sign heads without rereading its leaves.
 """
 
 from __future__ import annotations
@@ -32,21 +33,38 @@ def _split(n: int) -> int:
     return 1 << ((n - 1).bit_length() - 1)
 
 
-def root_hash(leaf_hashes: Iterable[bytes]) -> bytes:
-    """Tree head of the given leaf hashes, by a compact stack of perfect subtrees."""
-    stack: list[tuple[int, bytes]] = []
-    for h in leaf_hashes:
-        height, node = 0, h
-        while stack and stack[-1][0] == height:
-            node = node_hash(stack.pop()[1], node)
-            height += 1
-        stack.append((height, node))
-    if not stack:
+def frontier_append(frontier: Sequence[bytes], size: int, leaf: bytes) -> list[bytes]:
+    """The compact range of ``size + 1`` leaves from that of ``size`` leaves and the new leaf hash.
+
+    A compact range (frontier) holds the roots of the perfect subtrees a tree of n leaves splits into,
+    largest first: one hash per set bit of n. Appending is O(log n) and needs no earlier leaf.
+    """
+    if len(frontier) != size.bit_count():
+        raise MerkleError(f"a frontier of {size} leaves has {size.bit_count()} hashes, not {len(frontier)}")
+    hashes, node, n = list(frontier), bytes(leaf), size
+    while n & 1:
+        node = node_hash(hashes.pop(), node)
+        n >>= 1
+    hashes.append(node)
+    return hashes
+
+
+def frontier_root(frontier: Sequence[bytes]) -> bytes:
+    """The tree head (MTH) of the tree whose compact range is ``frontier``."""
+    if not frontier:
         return EMPTY_ROOT
-    node = stack[-1][1]
-    for _height, left in reversed(stack[:-1]):
+    node = frontier[-1]
+    for left in reversed(frontier[:-1]):
         node = node_hash(left, node)
     return node
+
+
+def root_hash(leaf_hashes: Iterable[bytes]) -> bytes:
+    """Tree head of the given leaf hashes, by a compact range built in one pass."""
+    frontier: list[bytes] = []
+    for size, h in enumerate(leaf_hashes):
+        frontier = frontier_append(frontier, size, h)
+    return frontier_root(frontier)
 
 
 class MerkleTree:

@@ -34,7 +34,7 @@ from reportlab.pdfgen import canvas
 from sqlalchemy import func, select
 
 import bidding
-from bidding import sealed_checks, sealed_queries, submissions
+from bidding import sealed_queries, submissions
 from bidding.models import Lot, Tender, TenderStatus
 from core.actor import Actor
 from core.clock import as_utc, now
@@ -191,18 +191,7 @@ def _submit(actor: Actor, tender: Tender, lot: Lot, envelope: Path) -> None:
     for offset in range(0, len(data), CHUNK):
         submissions.append_chunk(actor, upload, offset, data[offset:offset + CHUNK])
         db.session.commit()
-    upload = submissions.begin_finalize(actor, upload)
-    db.session.commit()
-    try:
-        checked = sealed_checks.check_envelope(actor, upload)
-        db.session.commit()
-        submissions.complete(actor, upload, checked)
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        submissions.abandon(actor, upload.id, exc)
-        db.session.commit()
-        raise
+    submissions.finalize(actor, upload)
 
 
 def _seal_and_submit(n: int, person: Person, org: Organisation, tender: Tender, lot: Lot, factor: Decimal,

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from core.actor import Actor
 from core.audit import record
@@ -20,7 +21,7 @@ from core.clock import as_utc, now
 from core.db import db
 from core.errors import NotAuthenticated, ValidationFailed
 from core.identity.access import require_self_or_admin
-from core.identity.models import ApiToken, Person
+from core.identity.models import ApiToken, Person, RoleGrant
 
 TOKEN_PREFIX = "ebid_"
 PREFIX_SHOWN = 12
@@ -74,12 +75,14 @@ def revoke_api_token(actor: Actor, token: ApiToken) -> ApiToken:
 def authenticate_api_token(plaintext: str, *, touch: bool = True) -> ApiToken:
     """Return the active token for ``plaintext`` or raise :class:`InvalidToken` saying why it was refused.
 
-    With ``touch`` the token's ``last_used_at`` is brought up to date (flushed, not committed).
+    With ``touch`` the token's ``last_used_at`` is brought up to date (pending in the session, not flushed).
     """
     if not TOKEN_RE.match(plaintext or ""):
         raise InvalidToken(_l("The API token is malformed; send 'Authorization: Bearer ebid_...' with the whole "
                               "token as it was shown when it was made."), code="token_malformed")
-    token = db.session.execute(select(ApiToken).where(ApiToken.token_hash == hash_token(plaintext))).scalar()
+    # the person, their roles and organisations come along: every API request needs them to build its actor
+    token = db.session.execute(select(ApiToken).where(ApiToken.token_hash == hash_token(plaintext)).options(
+        joinedload(ApiToken.person).joinedload(Person.grants).joinedload(RoleGrant.organisation))).unique().scalar()
     if token is None:
         raise InvalidToken(_l("The API token is not known; it may have been deleted. Make a new one on your "
                               "account page."), code="token_unknown")
@@ -95,8 +98,7 @@ def authenticate_api_token(plaintext: str, *, touch: bool = True) -> ApiToken:
                            code="account_disabled")
     at = now()
     if touch and (token.last_used_at is None or at - as_utc(token.last_used_at) >= LAST_USED_RESOLUTION):
-        token.last_used_at = at
-        db.session.flush()
+        token.last_used_at = at  # pending: the caller commits it
     return token
 
 

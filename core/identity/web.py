@@ -47,7 +47,8 @@ def authenticate_request() -> None:
             csrf.protect(apply_exemptions=True)
         return
     token = authenticate_api_token(credentials)  # raises InvalidToken (401) saying why
-    db.session.commit()  # last_used_at; nothing else is pending this early in the request
+    if token in db.session.dirty:
+        db.session.commit()  # last_used_at (at most once a minute); nothing else is pending this early
     g.api_token = token
     g.csrf_valid = True  # Flask-WTF's per-request mark: forms of a token request need no CSRF token either
     login_manager._update_request_context_with_user(token.person)

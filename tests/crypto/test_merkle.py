@@ -189,3 +189,18 @@ def test_impossible_arguments():
         merkle.verify_consistency(1, 3, tree.root(1), tree.root(3), [])
     with pytest.raises(ConsistencyProofInvalid):
         merkle.verify_consistency(3, 3, tree.root(3), tree.root(2), [])
+
+
+def test_frontier_matches_the_tree_at_every_size():
+    tree, frontier = merkle.MerkleTree(), []
+    for size in range(70):
+        assert len(frontier) == size.bit_count()
+        assert merkle.frontier_root(frontier) == tree.root()
+        entry = f"entry {size}".encode()
+        tree.append(entry)
+        frontier = merkle.frontier_append(frontier, size, merkle.leaf_hash(entry))
+
+
+def test_frontier_of_the_wrong_size_is_refused():
+    with pytest.raises(MerkleError, match="3 leaves has 2 hashes, not 1"):
+        merkle.frontier_append([b"\x00" * 32], 3, b"\x01" * 32)

@@ -1,0 +1,114 @@
+"""Profile one bidder's submission in-process: create, PUT, finalize, with SQL statement counts.
+
+Seeds a throwaway PostgreSQL database with ``surge_setup`` (same services, same shortcut for the
+deadline), then submits N sealed envelopes one after another through the Flask test client, timing
+each step and counting SQL statements per step. ``--profile`` adds a cProfile of the finalize steps.
+No concurrency: this shows the fixed cost per request, which the surge benchmark multiplies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import surge_setup as setup  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bidders", type=int, default=40)
+    parser.add_argument("--mib", type=float, default=5)
+    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--database", default="bench_finalize_profile")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--show-sql", action="store_true", help="print the statements of the fifth bidder")
+    args = parser.parse_args(argv)
+
+    from sqlalchemy import event
+
+    pg = setup.PgServer.from_url(args.pg_url)
+    pg.recreate(args.database)
+    with tempfile.TemporaryDirectory(prefix="ebid-profile-") as tmp:
+        work = Path(tmp)
+        env = setup.server_env(pg.url(args.database), work / "data")
+        setup.migrate(env)
+        parties = setup.seed_parties(env, args.bidders, work / "keys")
+        run = setup.publish_tender(env, parties, "PROFILE-1")
+        from core.clock import now
+        setup.move_deadline(env, run.tender_id, now() + timedelta(hours=1))
+        plains = setup.write_plaintexts(work / "plain", 4, args.mib)
+        envelopes = setup.seal_envelopes(run, parties.bidders, plains, work / "env")
+        app = setup.make_app(env)
+        from core.db import db
+        with app.app_context():
+            engine = db.engine
+        counter = {"n": 0}
+        shown = {"on": False}
+
+        def count(_conn, _cursor, statement, *_args):
+            counter["n"] += 1
+            if shown["on"]:
+                print("   SQL", " ".join(statement.split())[:150])
+
+        event.listen(engine, "before_cursor_execute", count)
+        client = app.test_client()
+        times: dict[str, list[float]] = {"create": [], "put": [], "finalize": []}
+        stmts: dict[str, list[int]] = {"create": [], "put": [], "finalize": []}
+        profiler = cProfile.Profile() if args.profile else None
+
+        def step(name, fn):
+            counter["n"] = 0
+            t = time.perf_counter()
+            if profiler and name == "finalize":
+                profiler.enable()
+            resp = fn()
+            if profiler and name == "finalize":
+                profiler.disable()
+            times[name].append(time.perf_counter() - t)
+            stmts[name].append(counter["n"])
+            return resp
+
+        for n, env_ in enumerate(envelopes):
+            shown["on"] = args.show_sql and n == 4
+            bidder = parties.bidders[env_.bidder]
+            headers = {"Authorization": f"Bearer {bidder.token}", "Accept-Language": "en"}
+            body = env_.path.read_bytes()
+            if shown["on"]:
+                print("-- create")
+            r = step("create", lambda: client.post(f"/api/tenders/{run.tender_id}/lots/{run.lot_id}/uploads",
+                                                   json={"size": env_.size, "sha256": env_.sha256}, headers=headers))
+            assert r.status_code == 201, r.get_json()
+            uid = r.get_json()["id"]
+            if shown["on"]:
+                print("-- put")
+            r = step("put", lambda: client.put(f"/api/uploads/{uid}?offset=0", data=body,
+                                               headers={**headers, "Content-Type": "application/octet-stream"}))
+            assert r.status_code == 200, r.get_json()
+            if shown["on"]:
+                print("-- finalize")
+            r = step("finalize", lambda: client.post(f"/api/uploads/{uid}/finalize", headers=headers))
+            assert r.status_code == 201, r.get_json()
+        for name in times:
+            t = times[name][3:]
+            print(f"{name:9s} median {statistics.median(t) * 1000:7.1f} ms  p90 "
+                  f"{sorted(t)[int(len(t) * 0.9)] * 1000:7.1f} ms  SQL statements median "
+                  f"{statistics.median(stmts[name][3:])}")
+        if profiler:
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+    pg.drop(args.database)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
