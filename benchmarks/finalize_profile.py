@@ -32,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--database", default="bench_finalize_profile")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--profile-step", default="finalize", choices=["create", "put", "finalize"])
+    parser.add_argument("--sort", default="cumulative")
     parser.add_argument("--show-sql", action="store_true", help="print the statements of the fifth bidder")
     args = parser.parse_args(argv)
 
@@ -70,10 +72,10 @@ def main(argv: list[str] | None = None) -> int:
         def step(name, fn):
             counter["n"] = 0
             t = time.perf_counter()
-            if profiler and name == "finalize":
+            if profiler and name == args.profile_step:
                 profiler.enable()
             resp = fn()
-            if profiler and name == "finalize":
+            if profiler and name == args.profile_step:
                 profiler.disable()
             times[name].append(time.perf_counter() - t)
             stmts[name].append(counter["n"])
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{sorted(t)[int(len(t) * 0.9)] * 1000:7.1f} ms  SQL statements median "
                   f"{statistics.median(stmts[name][3:])}")
         if profiler:
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+            pstats.Stats(profiler).sort_stats(args.sort).print_stats(45)
     pg.drop(args.database)
     return 0
 

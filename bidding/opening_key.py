@@ -21,6 +21,7 @@ publication is refused naming who lacks one.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -134,7 +135,8 @@ def prepare(tender: Tender, at: datetime) -> Ceremony | None:
     for share, (person, (cert, cert_key)) in zip(split, found, strict=True):
         sealed = shamir.encrypt_share(share, cert_key, context=share_context(tender.code, person.id, share.index))
         rows.append(OpeningKeyShare(custodian_id=person.id, certificate_id=cert.id, share_index=share.index,
-                                    threshold=k, count=n, encrypted_share=sealed))
+                                    threshold=k, count=n, encrypted_share=sealed,
+                                    share_sha256=hashlib.sha256(share.to_bytes()).hexdigest()))
     del split
     ceremony = Ceremony(keys.public_key_pem(public).decode(), shamir.key_id(public).hex(), k, rows)
     tender.opening_public_key_pem = ceremony.public_key_pem

@@ -74,8 +74,11 @@ def lock_upload(upload_id: str) -> BidUpload | None:
     return db.session.scalars(stmt).first()
 
 
-def require_open_for_bids(tender: Tender, at: datetime) -> None:
-    """Bids are accepted only while the tender is published, not closed, and ``at`` is before the deadline."""
+def require_open_for_bids(tender: Tender, at: datetime) -> TenderLog | None:
+    """Bids are accepted only while the tender is published, not closed, and ``at`` is before the deadline.
+
+    Returns the tender's log (None before its first entry); keep it referenced to reuse it in the transaction.
+    """
     log = db.session.get(TenderLog, tender.id)
     deadline = as_utc(tender.bid_deadline_at) if tender.bid_deadline_at else None
     if deadline is not None and (at >= deadline or (log is not None and log.closed_at is not None)):
@@ -84,6 +87,7 @@ def require_open_for_bids(tender: Tender, at: datetime) -> None:
     if tender.status != TenderStatus.PUBLISHED or deadline is None:
         raise TransitionRefused(_l("The tender is %(status)s; it does not accept bids."), code="not_open",
                                 status=tender.status.value)
+    return log
 
 
 def max_bid_bytes(lot: Lot) -> int:

@@ -267,7 +267,7 @@ def complete(actor: Actor, upload: BidUpload, checked: CheckedEnvelope) -> _Acce
         return submitted(upload.bid)
     _require_active(upload, finalizing_ok=True)
     at = now()  # the receipt's time: taken under the lock
-    require_open_for_bids(tender, at)
+    _log = require_open_for_bids(tender, at)  # held: the session keeps only weak references, appends reuse it
     earlier = list(db.session.scalars(select(Bid).where(Bid.lot_id == upload.lot_id,
                                                         Bid.organisation_id == upload.organisation_id)))
     version = max((b.version for b in earlier), default=0) + 1

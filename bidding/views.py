@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Flask, current_app, render_template, request
 
-from bidding import views_bidder, views_bids, views_manage  # noqa: F401  (their routes join the blueprint)
+from bidding import views_bidder, views_bids, views_manage, views_opening  # noqa: F401  (their routes join the blueprint)
 from bidding.models import Regime, TenderStatus
 from bidding.queries import get_tender, search_tenders
 from bidding.view_support import bp, detail_context, int_arg, viewer_orgs

@@ -51,6 +51,9 @@ LOG_ENTRY_KINDS: dict[str, tuple[dict[str, str], dict[str, str]]] = {  # kind ->
     "key-event": ({"tender": "text", "event": "event", "key_id": "hex32", "at_ms": "int"},
                   {"custodian": "text", "share_index": "int", "detail": "text"}),
     "opening": ({"tender": "text", "tree_size": "int", "bids": "bids", "at_ms": "int"}, {}),
+    # a public random draw at the opening: "draw-commit" logs SHA-256(seed) before, "draw-reveal" the seed after
+    "draw": ({"tender": "text", "event": "event", "name": "text", "commitment": "hex32", "at_ms": "int"},
+             {"choices": "text", "seed": "hex32", "result": "text"}),
 }
 _TREE_HEAD = {"log_id": "text", "tree_size": "int", "root_hash": "hex32", "timestamp_ms": "int"}
 _RECEIPT = {"tender": "text", "lot": "text", "bidder": "text", "bid_version": "int", "envelope_sha256": "hex32",

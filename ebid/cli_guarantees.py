@@ -1,4 +1,4 @@
-"""``ebid guarantees ...``: issuers (出函机构), products and rates, the rate cap, figures, the outbox.
+"""``ebid guarantees ...``: issuers (出函机构) and their certificates, products and rates, the cap, figures, outbox.
 
 Every change goes through the guarantee services as the platform (system actor, source "cli"), is
 audited, and is committed only when it succeeds; a refusal exits with status 1 and its message.
@@ -97,6 +97,39 @@ def admission(issuer_code, suspend, reason) -> None:
     """Suspend an issuer (its products are no longer offered) or admit it again."""
     issuer = _run(lambda: guarantees.set_issuer_admission(CLI_ACTOR, _issuer(issuer_code), not suspend, reason))
     click.echo(f"{issuer.code}: {'admitted' if issuer.is_admitted else 'suspended'}")
+
+
+@guarantees_cli.command("update-issuer")
+@click.option("--issuer", "issuer_code", required=True)
+@click.option("--cert", "cert_file", default=None, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="New PEM certificate of the issuer's message key (ECDSA P-256).")
+@click.option("--trust-root", "root_file", default=None,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="New PEM certificate of the issuer's CA for letters issued from now on.")
+@click.option("--api-url", default=None, help="New base URL of the issuer's API.")
+@click.option("--reason", required=True, help="Why (recorded in the audit trail), e.g. 'annual key rotation'.")
+@click.option("--compromised", is_flag=True,
+              help="The old message key is compromised: refuse its messages at once, without the clock window.")
+def update_issuer(issuer_code, cert_file, root_file, api_url, reason, compromised) -> None:
+    """Rotate an issuer's certificates or move its API (a new version; the old one still verifies its past)."""
+    version = _run(lambda: guarantees.update_issuer(
+        CLI_ACTOR, _issuer(issuer_code), message_cert_pem=cert_file.read_text() if cert_file else None,
+        letter_trust_root_pem=root_file.read_text() if root_file else None, api_base_url=api_url, reason=reason,
+        compromised=compromised))
+    click.echo(f"{issuer_code}: certificate version {version.version} in force from "
+               f"{version.valid_from.isoformat()}; API {version.api_base_url}")
+
+
+@guarantees_cli.command("issuer-certificates")
+@click.option("--issuer", "issuer_code", required=True)
+def issuer_certificates(issuer_code) -> None:
+    """List an issuer's certificate versions: fingerprints, API address, when each was in force."""
+    for version in _issuer(issuer_code).certificates:
+        until = version.valid_until.isoformat() if version.valid_until else "current"
+        flag = " REVOKED" if version.revoked else ""
+        click.echo(f"v{version.version} {version.valid_from.isoformat()} .. {until}{flag} "
+                   f"message={version.message_cert_sha256[:16]} root={version.trust_root_sha256[:16]} "
+                   f"api={version.api_base_url} reason={version.reason or '-'}")
 
 
 @guarantees_cli.command("add-product")

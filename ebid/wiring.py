@@ -5,13 +5,17 @@ from __future__ import annotations
 from flask import Flask
 
 import bidding
+import bidding.opening_tasks  # noqa: F401  (opening engine: advances openings every 5 s)
 import bidding.tasks  # noqa: F401  (registers the deadline-closing task and its 10 s schedule)
 import core.audit  # noqa: F401
 import core.notifications  # noqa: F401
 import guarantees.tasks  # noqa: F401  (registers the guarantee tasks and their schedule with Celery)
 from bidding.api import blp as tenders_api
 from bidding.bids_api import blp as bids_api
+from bidding.hall import register_hall
 from bidding.ocds_api import bp as ocds_bp
+from bidding.opening_api import blp as opening_api
+from bidding.record_api import blp as record_api
 from bidding.tasks import close_due_on_request
 from bidding.views import register as register_tender_pages
 from core.audit_views import bp as audit_bp
@@ -31,7 +35,8 @@ def register(app: Flask, settings: Settings) -> None:
     error_pages.register(app)
     register_cli(app)
     init_identity(app)
-    init_realtime(app, settings)
+    socketio = init_realtime(app, settings)
+    register_hall(socketio)  # the opening hall's /hall namespace
     init_celery(app, settings)
     app.register_blueprint(audit_bp)
     register_tender_pages(app)
@@ -40,6 +45,8 @@ def register(app: Flask, settings: Settings) -> None:
     api.register_blueprint(tenders_api, name="tenders_api")  # "tenders" is the HTML pages' blueprint
     api.register_blueprint(ocds_bp)
     api.register_blueprint(bids_api, name="bids_api")
+    api.register_blueprint(opening_api, name="opening_api")  # online opening engine (helper A)
+    api.register_blueprint(record_api, name="record_api")  # the opening record (helper C)
     app.before_request(close_due_on_request)  # deadlines close on every request, not only when beat runs
     api.register_blueprint(guarantees_api, name="guarantees_api")
     exempt_guarantee_callbacks()

@@ -44,6 +44,7 @@ from guarantees.services import (
     set_product_active,
     set_product_rate,
     set_rate_policy,
+    update_issuer,
 )
 from guarantees.verification import Expectation, VerificationReport, verify_letter, verify_stored_letter
 
@@ -57,6 +58,6 @@ __all__ = [
     "order_progress", "orders_for_tender", "orders_of", "parse_period", "platform_certificate_pem", "platform_id",
     "policy_in_force", "premium", "product_availability", "protocol", "rate_in_force", "receive_callback",
     "release", "release_for_tender", "require_beneficiary", "requirement_for", "retry_failed", "set_issuer_admission",
-    "set_product_active", "set_product_rate", "set_rate_policy", "unavailable_products", "use_waiver",
+    "set_product_active", "set_product_rate", "set_rate_policy", "unavailable_products", "update_issuer", "use_waiver",
     "verify_letter", "verify_stored_letter", "write_csv",
 ]

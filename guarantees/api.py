@@ -31,6 +31,7 @@ from core.storage import default_store
 from guarantees import claims, figures, opening, orders, protocol, release, schemas, verification
 from guarantees.callbacks import receive_callback
 from guarantees.errors import NotYourOrder
+from guarantees.limits import verification_limit
 from guarantees.models import GuaranteeOrder, GuaranteeProduct
 
 blp = Blueprint("guarantees_api", __name__, url_prefix="/api/guarantees",
@@ -267,6 +268,8 @@ class Callbacks(MethodView):
 
 @blp.route("/verify")
 class Verify(MethodView):
+    decorators = [verification_limit]  # shared with the public page: one budget per address
+
     @blp.arguments(schemas.VerifyQuerySchema, location="query")
     @blp.response(200, schemas.VerificationSchema)
     def get(self, args: dict):

@@ -32,7 +32,7 @@ from core.clock import now
 from core.db import db
 from core.identity.models import Role
 from core.storage import default_store
-from guarantees import lifecycle, notices, protocol
+from guarantees import issuer_certs, lifecycle, notices, protocol
 from guarantees.lifecycle import OrderState, reached
 from guarantees.models import (
     ClaimState,
@@ -80,9 +80,12 @@ class Outcome:
     nonce: str
 
 
-def _key_for(sender: str) -> ec.EllipticCurvePublicKey | None:
-    issuer = issuer_by_code(sender)
-    return protocol.public_key_from_pem(issuer.message_cert_pem) if issuer else None
+def _keys_for(raw: dict) -> Callable[[str], list[ec.EllipticCurvePublicKey] | None]:
+    """The sender's keys for this message: its current certificate and the one in force at its timestamp."""
+    def keys(sender: str) -> list[ec.EllipticCurvePublicKey] | None:
+        issuer = issuer_by_code(sender)
+        return issuer_certs.message_keys(issuer, protocol.parse_timestamp(raw["timestamp"])) if issuer else None
+    return keys
 
 
 def _order_known(sender: str, order_no: str) -> bool:
@@ -94,8 +97,16 @@ def _order_known(sender: str, order_no: str) -> bool:
 def receive_callback(body: bytes | str) -> Outcome:
     """Check and apply one callback; raise a :class:`protocol.ProtocolError` to refuse it."""
     at = now()
-    msg = protocol.open_message(body, key_for_sender=_key_for, nonces=DbNonceStore(), now=at,
-                                order_known=_order_known, allowed_types=CALLBACK_TYPES)
+    raw = protocol.parse_body(body)
+    try:
+        msg = protocol.open_message(raw, key_for_sender=_keys_for(raw), nonces=DbNonceStore(), now=at,
+                                    order_known=_order_known, allowed_types=CALLBACK_TYPES)
+    except protocol.BadSignature:
+        issuer = issuer_by_code(raw["sender"])
+        retired = issuer_certs.retired_signer(issuer, raw) if issuer is not None else None
+        if retired is not None:
+            raise retired from None
+        raise
     order = db.session.scalar(select(GuaranteeOrder).where(GuaranteeOrder.order_no == msg.order_no)
                               .with_for_update())
     actor = Actor.system(source=f"issuer:{msg.sender}"[:64])
@@ -289,6 +300,12 @@ def on_release_notify(actor: Actor, order: GuaranteeOrder, data: dict, at: datet
         raise _conflict(protocol.RELEASE_NOTIFY, order)
     if order.state == OrderState.CLOSED and order.release_confirmed_at is not None:
         return ABSORBED
+    if order.state == OrderState.CLOSED:  # closed at expiry before the issuer confirmed: note the confirmation
+        order.release_confirmed_at = released_at
+        audit.record(actor, "guarantee.order.release_confirmed", "guarantee_order", order.id,
+                     {"order_no": order.order_no, "state": [OrderState.CLOSED.value, OrderState.CLOSED.value],
+                      "released_at": released_at, "closed_reason": order.close_reason})
+        return APPLIED
     old = order.state
     if order.state in lifecycle.LETTER_IN_FORCE:  # the issuer ended it first (e.g. at expiry)
         lifecycle.transition(order, OrderState.RELEASED)
@@ -306,6 +323,7 @@ def on_release_notify(actor: Actor, order: GuaranteeOrder, data: dict, at: datet
     lifecycle.transition(order, OrderState.CLOSED)
     order.release_confirmed_at = released_at
     order.closed_at = at
+    order.close_reason = "release_confirmed"  # closing.CloseReason.RELEASE_CONFIRMED
     audit.record(actor, "guarantee.order.release_confirmed", "guarantee_order", order.id,
                  {"order_no": order.order_no, "state": [old.value, OrderState.CLOSED.value],
                   "released_at": released_at})

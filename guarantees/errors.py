@@ -15,6 +15,7 @@ from guarantees.protocol import (
     MalformedMessage,
     ProtocolError,
     ReplayedNonce,
+    RetiredCertificate,
     StaleTimestamp,
     StateConflict,
     UnknownOrder,
@@ -91,6 +92,6 @@ class InvalidInput(ValidationFailed):
 __all__ = [
     "AdminRequired", "AlreadyHasOrder", "BadSignature", "BondNotRequired", "ClaimRefused", "DeadlinePassed",
     "InvalidInput", "LetterRefused", "MalformedMessage", "NotABidder", "NotBeneficiary", "NotYourOrder",
-    "OrderNotFound", "ProductNotOfferable", "ProtocolError", "RateAboveCap", "ReplayedNonce", "StaleTimestamp",
-    "StateConflict", "TransitionRefused", "UnknownOrder", "UnknownSender", "WaiverRefused",
+    "OrderNotFound", "ProductNotOfferable", "ProtocolError", "RateAboveCap", "ReplayedNonce", "RetiredCertificate",
+    "StaleTimestamp", "StateConflict", "TransitionRefused", "UnknownOrder", "UnknownSender", "WaiverRefused",
 ]

@@ -20,29 +20,19 @@ import hashlib
 import io
 import json
 import secrets
-import threading
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from asn1crypto import keys as asn1_keys
-from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
-from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.text import TextBoxStyle
 from pyhanko.sign import fields, signers
 from pyhanko.sign.general import SigningError
-from pyhanko.stamp import TextStampStyle
-from pyhanko_certvalidator.registry import SimpleCertificateStore
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
 
 from core.clock import beijing, now
-from guarantees.fonts import CJK_FONT_NAME, CJK_FONT_PATH
+from core.pdf import cjk_stamp_style, register_cjk_font, simple_signer
 from guarantees.letter_layout import render_letter
 from guarantees.protocol import (
     VERIFICATION_ALPHABET,
@@ -60,8 +50,6 @@ _DIGITS = "零壹贰叁肆伍陆柒捌玖"
 _UNITS = ("", "拾", "佰", "仟")
 _SECTIONS = ("", "万", "亿")
 _CENT = Decimal("0.01")
-_font_lock = threading.Lock()
-_font_registered = False
 
 
 # --------------------------------------------------------------------------- small pure helpers
@@ -252,23 +240,10 @@ def reveal(data: LetterData, *, revealed_at: datetime) -> LetterData:
 # --------------------------------------------------------------------------- PDF and seal
 
 
-def _to_asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
-    return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
-
-
-def _register_font() -> None:
-    global _font_registered
-    with _font_lock:
-        if _font_registered:
-            return
-        pdfmetrics.registerFont(TTFont(CJK_FONT_NAME, str(CJK_FONT_PATH)))
-        _font_registered = True
-
-
 def build_letter_pdf(data: LetterData) -> bytes:
     """Set the letter on one A4 page (A4, embedded CJK font subset); the seal box stays free."""
-    _register_font()
-    return render_letter(data, font_name=CJK_FONT_NAME, seal_box=SEAL_BOX, digest=(
+    font_name = register_cjk_font()
+    return render_letter(data, font_name=font_name, seal_box=SEAL_BOX, digest=(
         sealed_details_digest(data) if data.sealed else None), amount_words=amount_in_words(data.amount),
         amount_figures=format_amount(data.amount), when=format_beijing)
 
@@ -290,16 +265,10 @@ def sign_letter(pdf: bytes, signer_key: ec.EllipticCurvePrivateKey | rsa.RSAPriv
     certificate's organisation name and ``signed_at`` (default: now) in Beijing time, in the shipped font
     (a single-font .ttf, as pyHanko needs).
     """
-    key_der = signer_key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption())
-    signer = signers.SimpleSigner(
-        signing_cert=_to_asn1(signer_cert), signing_key=asn1_keys.PrivateKeyInfo.load(key_der),
-        cert_registry=SimpleCertificateStore.from_certs([_to_asn1(c) for c in ca_chain]))
+    signer = simple_signer(signer_key, signer_cert, ca_chain)
     name = _subject_name(signer_cert)
     text = f"{name}\n电子签章 Electronic seal\n{format_beijing(signed_at or now())} 北京时间"
-    style = TextStampStyle(
-        stamp_text=text.replace("%", "%%"), border_width=2, border_color=(0.75, 0.05, 0.05),
-        text_box_style=TextBoxStyle(font=GlyphAccumulatorFactory(str(CJK_FONT_PATH)), font_size=9))
+    style = cjk_stamp_style(text)
     meta = signers.PdfSignatureMetadata(field_name=SEAL_FIELD, subfilter=fields.SigSeedSubFilter.PADES,
                                         md_algorithm="sha256", reason=reason, name=name)
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf))

@@ -20,6 +20,8 @@ Transitions beyond the DOMAIN picture, and why:
 * ``bound_to_bid → claimed``: a bid revoked after the deadline but before the opening check ran.
 * ``denied → released``: a refused claim leaves the letter in force until it is released.
 * ``released | paid | denied → closed``: the issuer confirmed the release, the claim was settled.
+* ``issued | bound_to_bid | verified_at_opening → closed``: the letter expired in force, never released
+  nor claimed; expiry ends the issuer's liability (:mod:`guarantees.closing` closes orders when due).
 """
 
 from __future__ import annotations
@@ -54,9 +56,9 @@ ALLOWED: dict[S, frozenset[S]] = {
     S.DRAFT: frozenset({S.APPLIED, S.CANCELLED, S.APPROVED, S.REJECTED}),
     S.APPLIED: frozenset({S.APPROVED, S.REJECTED, S.CANCELLED}),
     S.APPROVED: frozenset({S.ISSUED, S.CANCELLED}),
-    S.ISSUED: frozenset({S.BOUND_TO_BID, S.RELEASED}),
-    S.BOUND_TO_BID: frozenset({S.VERIFIED_AT_OPENING, S.RELEASED, S.CLAIMED}),
-    S.VERIFIED_AT_OPENING: frozenset({S.RELEASED, S.CLAIMED}),
+    S.ISSUED: frozenset({S.BOUND_TO_BID, S.RELEASED, S.CLOSED}),
+    S.BOUND_TO_BID: frozenset({S.VERIFIED_AT_OPENING, S.RELEASED, S.CLAIMED, S.CLOSED}),
+    S.VERIFIED_AT_OPENING: frozenset({S.RELEASED, S.CLAIMED, S.CLOSED}),
     S.CLAIMED: frozenset({S.PAID, S.DENIED}),
     S.DENIED: frozenset({S.RELEASED, S.CLOSED}),
     S.PAID: frozenset({S.CLOSED}),

@@ -78,10 +78,40 @@ class Issuer(db.Model):
     organisation: Mapped[Organisation] = relationship()
     products: Mapped[list[GuaranteeProduct]] = relationship(back_populates="issuer",
                                                             order_by="GuaranteeProduct.id")
+    certificates: Mapped[list[IssuerCertificate]] = relationship(back_populates="issuer",
+                                                                 order_by="IssuerCertificate.version")
 
     @property
     def name(self) -> str:
         return self.organisation.name
+
+
+class IssuerCertificate(db.Model):
+    """One version of an issuer's certificates and endpoint (证书版本); a rotation adds a row, never edits one.
+
+    The version in force at a moment verifies the messages dated then and the letters issued then, so a
+    rotation never invalidates what was signed before it. ``Issuer`` keeps a copy of the current version.
+    """
+
+    __tablename__ = "guarantee_issuer_certificates"
+    __table_args__ = (UniqueConstraint("issuer_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issuer_id: Mapped[int] = mapped_column(ForeignKey("guarantee_issuers.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    api_base_url: Mapped[str] = mapped_column(String(500))
+    message_cert_pem: Mapped[str] = mapped_column(Text)
+    letter_trust_root_pem: Mapped[str] = mapped_column(Text)
+    message_cert_sha256: Mapped[str] = mapped_column(String(64))
+    trust_root_sha256: Mapped[str] = mapped_column(String(64))
+    valid_from: Mapped[datetime]
+    valid_until: Mapped[datetime | None]             # None while current; set when the next version starts
+    revoked: Mapped[bool] = mapped_column(default=False)  # retired as compromised: no grace for its messages
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=now)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
+
+    issuer: Mapped[Issuer] = relationship(back_populates="certificates")
 
 
 class GuaranteeProduct(db.Model):
@@ -176,6 +206,7 @@ class GuaranteeOrder(db.Model):
     release_overdue_flagged_at: Mapped[datetime | None]
     cancelled_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    close_reason: Mapped[str | None] = mapped_column(String(40))  # see guarantees.closing.CloseReason
     attempts: Mapped[int] = mapped_column(Integer, default=0)   # delivery attempts of its latest message
     next_attempt_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(500))

@@ -1,7 +1,10 @@
-"""The guarantee check at the opening (开标保函验证): every bidder's letter or waiver, per lot.
+"""The guarantee check at the opening (开标保函验证): every bidder's bond, per lot (DOMAIN §4).
 
-Bids do not exist in the code base yet; a bid is keyed by (tender, lot, bidder organisation), and so is
-this check: the bidders are those with a letter bound to the lot, or a waiver for it.
+The bidders checked are every organisation with a current sealed bid for the lot, plus any with a letter
+bound to the lot or a waiver for it. Each has an e-guarantee (all letter checks), a waiver the policy
+opens to it, a cash bond the tender's staff recorded, or nothing: then the check fails when the lot
+requires a bond. The opening record reads the results through the provider registered with
+:func:`bidding.opening_record.register_bond_status` at import.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from bidding.models import Lot, Tender
+from bidding.opening_record import register_bond_status
+from bidding.sealed_models import Bid
 from core import audit
 from core.actor import Actor
 from core.clock import as_utc, now
@@ -20,9 +25,11 @@ from core.errors import Forbidden, RuleViolation
 from core.identity.access import is_admin
 from core.identity.models import Organisation, Role
 from guarantees import lifecycle, outbox, protocol
+from guarantees.cash_bonds import CashBond
 from guarantees.lifecycle import OrderState
 from guarantees.models import BondWaiver, GuaranteeOrder, GuaranteeType, OpeningCheck
-from guarantees.requirements import bond_requirement
+from guarantees.rates import money_text
+from guarantees.requirements import Form, bond_requirement
 from guarantees.verification import Check, Expectation, iso, verify_stored_letter
 
 
@@ -52,12 +59,65 @@ def _store_check(tender: Tender, lot: Lot, bidder_id: int, order: GuaranteeOrder
     return row
 
 
-def check_for_opening(actor: Actor, tender: Tender) -> list[OpeningCheck]:
-    """Check every bidder's guarantee (or waiver) per lot at the opening; store and return the results.
+def _bond_check(tender: Tender, lot: Lot, bidder: Organisation, cash: CashBond | None) -> tuple[bool, list[Check]]:
+    """A bidder without letter or waiver: a recorded cash bond, or no bond at all."""
+    requirement = bond_requirement(tender, lot, bidder)
+    if cash is not None:
+        deadline = as_utc(tender.bid_deadline_at)
+        checks = [Check("cash_bond", Form.CASH in requirement.accepted_forms, str(
+                      _l("cash bond of %(amount)s CNY (transfer %(reference)s).", amount=money_text(cash.amount),
+                         reference=cash.reference) if Form.CASH in requirement.accepted_forms else
+                      _l("the bond policy of this lot does not accept cash."))),
+                  Check("amount", requirement.amount is None or cash.amount >= requirement.amount, str(
+                      _l("%(amount)s CNY against %(required)s CNY required.", amount=money_text(cash.amount),
+                         required=money_text(requirement.amount or 0)))),
+                  Check("received_in_time", as_utc(cash.received_at) <= deadline, str(
+                      _l("received %(at)s, deadline %(deadline)s.", at=iso(cash.received_at), deadline=iso(deadline))))]
+        return all(c.passed for c in checks), checks
+    if requirement.required:
+        return False, [Check("bond", False, str(_l(
+            "no e-guarantee, cash bond or waiver, although lot %(lot)s requires a bond of %(amount)s CNY.",
+            lot=lot.code, amount=money_text(requirement.amount or 0))))]
+    return True, [Check("bond", True, str(_l("lot %(lot)s requires no bond.", lot=lot.code)))]
 
-    The bidders are those with a letter bound to the lot, or a waiver for it (bids are keyed by tender,
-    lot and bidder). A passing letter becomes ``verified_at_opening``; sealed letters (密文保函) are then
-    revealed to their issuer (``DecryptionNotice``). Re-running replaces the stored result.
+
+def _check_bidder(actor: Actor, tender: Tender, lot: Lot, bidder_id: int, order: GuaranteeOrder | None,
+                  waiver: BondWaiver | None, cash: CashBond | None) -> OpeningCheck:
+    bidder = db.session.get(Organisation, bidder_id)
+    if order is not None:
+        report = verify_stored_letter(order, expected=Expectation(tender, lot, bidder))
+        checks, passed, waiver = report.checks, report.ok, None
+        if passed:
+            _verified(actor, order)
+    elif waiver is not None:
+        requirement = bond_requirement(tender, lot, bidder)
+        passed = requirement.waiver_kind == waiver.kind
+        checks = [Check("waiver", passed, str(
+            _l("%(kind)s waiver accepted.", kind=waiver.kind.value) if passed else
+            _l("the %(kind)s waiver is not open to this bidder: %(reason)s", kind=waiver.kind.value,
+               reason=requirement.waiver_refusal or "-")))]
+    else:
+        passed, checks = _bond_check(tender, lot, bidder, cash)
+    return _store_check(tender, lot, bidder_id, order, waiver, passed, checks)
+
+
+def _lot_bidders(lot: Lot) -> tuple[list[int], dict, dict, dict]:
+    orders = {o.bidder_id: o for o in db.session.scalars(select(GuaranteeOrder).where(
+        GuaranteeOrder.lot_id == lot.id,
+        GuaranteeOrder.state.in_([OrderState.BOUND_TO_BID, OrderState.VERIFIED_AT_OPENING])))}
+    waivers = {w.bidder_id: w for w in db.session.scalars(select(BondWaiver).where(BondWaiver.lot_id == lot.id))}
+    cash = {c.bidder_id: c for c in db.session.scalars(select(CashBond).where(CashBond.lot_id == lot.id))}
+    bidders = set(db.session.scalars(select(Bid.organisation_id).where(Bid.lot_id == lot.id,
+                                                                       Bid.is_current.is_(True))))
+    return sorted(bidders | set(orders) | set(waivers)), orders, waivers, cash
+
+
+def check_for_opening(actor: Actor, tender: Tender) -> list[OpeningCheck]:
+    """Check every bidder's bond per lot at the opening; store and return the results.
+
+    The bidders are every organisation with a current sealed bid for the lot, and any with a letter bound
+    to it or a waiver for it. A passing letter becomes ``verified_at_opening``; sealed letters (密文保函)
+    are then revealed to their issuer (``DecryptionNotice``). Re-running replaces the stored result.
     """
     _require_opening_rights(actor, tender)
     deadline = as_utc(tender.bid_deadline_at) if tender.bid_deadline_at else None
@@ -66,33 +126,46 @@ def check_for_opening(actor: Actor, tender: Tender) -> list[OpeningCheck]:
     results: list[OpeningCheck] = []
     summary: list[dict[str, Any]] = []
     for lot in tender.lots:
-        orders = {o.bidder_id: o for o in db.session.scalars(select(GuaranteeOrder).where(
-            GuaranteeOrder.lot_id == lot.id,
-            GuaranteeOrder.state.in_([OrderState.BOUND_TO_BID, OrderState.VERIFIED_AT_OPENING])))}
-        waivers = {w.bidder_id: w for w in db.session.scalars(select(BondWaiver).where(BondWaiver.lot_id == lot.id))}
-        for bidder_id in sorted(set(orders) | set(waivers)):
-            bidder = db.session.get(Organisation, bidder_id)
-            order = orders.get(bidder_id)
-            if order is not None:
-                report = verify_stored_letter(order, expected=Expectation(tender, lot, bidder))
-                checks, passed, waiver = report.checks, report.ok, None
-                if passed:
-                    _verified(actor, order)
-            else:
-                waiver = waivers[bidder_id]
-                requirement = bond_requirement(tender, lot, bidder)
-                passed = requirement.waiver_kind == waiver.kind
-                checks = [Check("waiver", passed, str(
-                    _l("%(kind)s waiver accepted.", kind=waiver.kind.value) if passed else
-                    _l("the %(kind)s waiver is not open to this bidder: %(reason)s", kind=waiver.kind.value,
-                       reason=requirement.waiver_refusal or "-")))]
-            results.append(_store_check(tender, lot, bidder_id, order, waiver, passed, checks))
-            summary.append({"lot": lot.code, "bidder_id": bidder_id, "passed": passed,
-                            "order_no": order.order_no if order else None,
-                            "failed": [c.name for c in checks if c.passed is False]})
+        bidder_ids, orders, waivers, cash = _lot_bidders(lot)
+        for bidder_id in bidder_ids:
+            row = _check_bidder(actor, tender, lot, bidder_id, orders.get(bidder_id), waivers.get(bidder_id),
+                                cash.get(bidder_id))
+            results.append(row)
+            summary.append({"lot": lot.code, "bidder_id": bidder_id, "passed": row.passed, "kind": bond_kind(row),
+                            "order_no": orders[bidder_id].order_no if bidder_id in orders else None,
+                            "failed": [c["name"] for c in row.checks if c["passed"] is False]})
     db.session.flush()
     audit.record(actor, "guarantee.opening_check", "tender", tender.id, {"results": summary})
     return results
+
+
+def bond_kind(row: OpeningCheck) -> str:
+    """waiver | cash_bond | e_guarantee | none: which bond the stored check found."""
+    if row.order_id is not None:
+        return "e_guarantee"
+    if row.waiver_id is not None:
+        return "waiver"
+    return "cash_bond" if any(c["name"] == "cash_bond" for c in row.checks) else "none"
+
+
+@register_bond_status
+def opening_bond_status(tender: Tender, lot: Lot, organisation_id: int) -> dict[str, Any]:
+    """The bond status of a bidder for the opening record: the stored check, else checked now."""
+    row = db.session.scalar(select(OpeningCheck).where(OpeningCheck.lot_id == lot.id,
+                                                       OpeningCheck.bidder_id == organisation_id))
+    if row is None:
+        actor = Actor.system(source="opening-record")
+        _ids, orders, waivers, cash = _lot_bidders(lot)
+        row = _check_bidder(actor, tender, lot, organisation_id, orders.get(organisation_id),
+                            waivers.get(organisation_id), cash.get(organisation_id))
+        db.session.flush()
+        audit.record(actor, "guarantee.opening_check", "tender", tender.id,
+                     {"results": [{"lot": lot.code, "bidder_id": organisation_id, "passed": row.passed,
+                                   "kind": bond_kind(row)}]})
+    requirement = bond_requirement(tender, lot, db.session.get(Organisation, organisation_id))
+    return {"kind": bond_kind(row), "passed": row.passed, "required": requirement.required,
+            "reasons": [c["reason"] for c in row.checks if c["passed"] is False] or
+                       [c["reason"] for c in row.checks][:1]}
 
 
 def _verified(actor: Actor, order: GuaranteeOrder) -> None:

@@ -309,6 +309,8 @@ def order_progress(order: GuaranteeOrder) -> Progress:
                   issuer=order.issuer.name, n=attempts, at=shown(next_at))
     elif waiting:
         text = _l("Sending to issuer %(issuer)s.", issuer=order.issuer.name)
+    elif order.state == OrderState.CLOSED and order.close_reason in CLOSED_TEXT:
+        text = CLOSED_TEXT[order.close_reason]
     else:
         text = STATE_TEXT[order.state]
     return Progress(state=order.state.value, waiting=waiting, attempts=attempts, next_attempt_at=next_at,
@@ -329,6 +331,11 @@ STATE_TEXT = {
     OrderState.PAID: _l("The issuer paid the claim."),
     OrderState.DENIED: _l("The issuer denied the claim."),
     OrderState.CLOSED: _l("Closed."),
+}
+CLOSED_TEXT = {  # by guarantees.closing.CloseReason
+    "release_confirmed": _l("Closed: the issuer confirmed the release."),
+    "claim_paid": _l("Closed: the issuer paid the claim."),
+    "expired": _l("Closed: the letter expired."),
 }
 
 

@@ -16,7 +16,8 @@ text is not canonical across implementations).
 A receiver refuses, in this order: a malformed message (400), an unknown sender (401), a bad
 signature (401), a timestamp more than ``max_skew`` seconds from its clock (401), an unknown order
 (400, not for ``OrderApply``), a nonce already seen from that sender (409). :func:`open_message`
-runs the whole list.
+runs the whole list. The refusals are in :mod:`guarantees.protocol_errors` (re-exported here); the
+platform adds one more, :class:`RetiredCertificate`, for a sender signing with a replaced certificate.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import json
 import re
 import secrets
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -37,9 +38,18 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from flask_babel import lazy_gettext as _l
 
-from core.errors import DomainError
+from guarantees.protocol_errors import (  # noqa: F401 - the refusals are part of this module's interface
+    BadSignature,
+    MalformedMessage,
+    ProtocolError,
+    ReplayedNonce,
+    RetiredCertificate,
+    StaleTimestamp,
+    StateConflict,
+    UnknownOrder,
+    UnknownSender,
+)
 
 VERSION = 1
 MAX_SKEW_SECONDS = 300
@@ -98,81 +108,6 @@ VERIFICATION_CODE_LENGTH = 10
 _NONCE_RE = re.compile(r"^[0-9a-f]{32}$")
 _TIMESTAMP_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 _FIELDS = ("version", "type", "sender", "order_no", "nonce", "timestamp", "data", "signature")
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class ProtocolError(DomainError):
-    """A message was refused; ``status`` is the HTTP status, ``to_dict()`` the body."""
-
-    status = 400
-    code = "protocol_error"
-    default_message = _l("The message does not follow the issuer protocol.")
-
-
-class MalformedMessage(ProtocolError):
-    code = "malformed_message"
-    default_message = _l("The message is not a valid protocol message: %(problem)s.")
-
-    def __init__(self, problem: str):
-        super().__init__(problem=problem)
-
-
-class UnknownSender(ProtocolError):
-    status = 401
-    code = "unknown_sender"
-    default_message = _l("The sender %(sender)s is not registered (or not admitted) here.")
-
-    def __init__(self, sender: str):
-        super().__init__(sender=sender)
-
-
-class BadSignature(ProtocolError):
-    status = 401
-    code = "bad_signature"
-    default_message = _l("The signature does not match the message and the sender's registered certificate.")
-
-
-class StaleTimestamp(ProtocolError):
-    status = 401
-    code = "stale_timestamp"
-    default_message = _l(
-        "The message timestamp %(timestamp)s is %(skew)s seconds from our clock; at most %(max_skew)s "
-        "are accepted. Check the sender's clock."
-    )
-
-    def __init__(self, timestamp: str, skew: int, max_skew: int):
-        super().__init__(timestamp=timestamp, skew=skew, max_skew=max_skew)
-
-
-class ReplayedNonce(ProtocolError):
-    status = 409
-    code = "replayed_nonce"
-    default_message = _l("The nonce %(nonce)s was already used by %(sender)s; every message needs a fresh one.")
-
-    def __init__(self, sender: str, nonce: str):
-        super().__init__(sender=sender, nonce=nonce)
-
-
-class UnknownOrder(ProtocolError):
-    status = 400
-    code = "unknown_order"
-    default_message = _l("There is no order %(order_no)s for this sender.")
-
-    def __init__(self, order_no: str):
-        super().__init__(order_no=order_no)
-
-
-class StateConflict(ProtocolError):
-    """The message contradicts a final state or arrives out of order; nothing was changed."""
-
-    status = 409
-    code = "state_conflict"
-    default_message = _l("%(type)s cannot be accepted for order %(order_no)s in state %(state)s.")
-
-    def __init__(self, type: str, order_no: str, state: str):  # noqa: A002 - protocol field name
-        super().__init__(type=type, order_no=order_no, state=state)
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -310,22 +245,31 @@ def check_structure(msg: Any) -> dict:
     return msg
 
 
-def verify_message(msg: Any, public_key: ec.EllipticCurvePublicKey, *, now: datetime,
+PublicKeys = ec.EllipticCurvePublicKey | Sequence[ec.EllipticCurvePublicKey]
+"""One key, or several a sender may sign with (around a certificate rotation)."""
+
+
+def signed_by(msg: Mapping[str, Any], public_key: ec.EllipticCurvePublicKey) -> bool:
+    """True when ``msg["signature"]`` is a valid signature of ``msg`` under ``public_key``."""
+    _require_p256(public_key)
+    try:
+        der = base64.b64decode(msg["signature"], validate=True)
+        public_key.verify(der, canonical_bytes(msg), ec.ECDSA(hashes.SHA256()))
+    except (binascii.Error, ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def verify_message(msg: Any, public_key: PublicKeys, *, now: datetime,
                    max_skew: int = MAX_SKEW_SECONDS) -> dict:
-    """Check structure, signature and timestamp; return ``msg`` or raise a :class:`ProtocolError`.
+    """Check structure, signature (under any of the keys given) and timestamp; return ``msg`` or refuse.
 
     The nonce and the order are the receiver's business (:func:`open_message`).
     """
     check_structure(msg)
-    _require_p256(public_key)
-    try:
-        der = base64.b64decode(msg["signature"], validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise BadSignature() from exc
-    try:
-        public_key.verify(der, canonical_bytes(msg), ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature as exc:
-        raise BadSignature() from exc
+    keys = [public_key] if isinstance(public_key, ec.EllipticCurvePublicKey) else list(public_key)
+    if not any(signed_by(msg, key) for key in keys):
+        raise BadSignature()
     sent_at = parse_timestamp(msg["timestamp"])
     skew = abs((now - sent_at).total_seconds())
     if skew > max_skew:
@@ -392,21 +336,21 @@ def parse_body(body: bytes | str | Mapping[str, Any]) -> dict:
 
 
 def open_message(body: bytes | str | Mapping[str, Any], *,
-                 key_for_sender: Callable[[str], ec.EllipticCurvePublicKey | None],
+                 key_for_sender: Callable[[str], PublicKeys | None],
                  nonces: NonceStore, now: datetime,
                  order_known: Callable[[str, str], bool] | None = None,
                  allowed_types: tuple[str, ...] = MESSAGE_TYPES,
                  max_skew: int = MAX_SKEW_SECONDS) -> Received:
     """Run every receiver check and record the nonce; return the accepted message.
 
-    ``key_for_sender(sender)`` returns the public key of the sender's registered certificate or
-    None; ``order_known(sender, order_no)`` says whether the order exists (skipped for OrderApply).
+    ``key_for_sender(sender)`` returns the public key of the sender's registered certificate (or the
+    keys it may sign with, around a rotation), or None (no key: unknown sender); ``order_known(sender, order_no)`` says whether the order exists (skipped for OrderApply).
     """
     msg = check_structure(parse_body(body))
     if msg["type"] not in allowed_types:
         raise MalformedMessage(f"{msg['type']} is not accepted at this address")
     key = key_for_sender(msg["sender"])
-    if key is None:
+    if key is None or (not isinstance(key, ec.EllipticCurvePublicKey) and not key):
         raise UnknownSender(msg["sender"])
     verify_message(msg, key, now=now, max_skew=max_skew)
     if order_known is not None and msg["type"] != ORDER_APPLY and not order_known(msg["sender"], msg["order_no"]):

@@ -15,8 +15,6 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlparse
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
@@ -27,9 +25,10 @@ from core.db import db
 from core.errors import Conflict, ValidationFailed
 from core.identity.access import is_admin
 from core.identity.models import Organisation, OrganisationKind, Role
-from guarantees import notices, protocol, rates
+from guarantees import notices, rates
 from guarantees.errors import AdminRequired
-from guarantees.models import GuaranteeProduct, Issuer, IssuerKind, ProductRate, RatePolicy
+from guarantees.issuer_certs import check_message_certificate, check_trust_root, current_version, fingerprint
+from guarantees.models import GuaranteeProduct, Issuer, IssuerCertificate, IssuerKind, ProductRate, RatePolicy
 
 CODE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,31}$")
 
@@ -101,39 +100,6 @@ def _url(value: str) -> str:
     return url
 
 
-def _certificate(pem: str | bytes, field: str) -> x509.Certificate:
-    data = pem.encode() if isinstance(pem, str) else pem
-    try:
-        return x509.load_pem_x509_certificate(data)
-    except ValueError:
-        raise _refuse(field, _l("This is not a PEM certificate (-----BEGIN CERTIFICATE-----).")) from None
-
-
-def _message_certificate(pem: str) -> str:
-    cert = _certificate(pem, "message_cert_pem")
-    try:
-        protocol.public_key_from_pem(pem)
-    except ValueError:
-        raise _refuse("message_cert_pem", _l("Protocol messages are signed with ECDSA P-256; the certificate "
-                                             "must hold a P-256 public key.")) from None
-    if as_utc(cert.not_valid_after_utc) <= now():
-        raise _refuse("message_cert_pem", _l("The certificate expired on %(date)s.",
-                                             date=cert.not_valid_after_utc.date().isoformat()))
-    return pem.strip() + "\n"
-
-
-def _trust_root(pem: str) -> str:
-    cert = _certificate(pem, "letter_trust_root_pem")
-    try:
-        is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except x509.ExtensionNotFound:
-        is_ca = False
-    if not is_ca:
-        raise _refuse("letter_trust_root_pem", _l("The letter trust root must be the issuer's CA certificate "
-                                                  "(basic constraints CA=true)."))
-    return pem.strip() + "\n"
-
-
 def _effective(value: datetime | None) -> datetime:
     at = now()
     if value is None:
@@ -167,8 +133,8 @@ def admit_issuer(actor: Actor, organisation: Organisation, *, code: str, kind: I
     except ValueError:
         raise _refuse("kind", _l("Use one of: %(kinds)s.", kinds=", ".join(k.value for k in IssuerKind))) from None
     url = _url(api_base_url)
-    message_pem = _message_certificate(message_cert_pem)
-    root_pem = _trust_root(letter_trust_root_pem)
+    message_pem = check_message_certificate(message_cert_pem)
+    root_pem = check_trust_root(letter_trust_root_pem)
     if issuer_by_code(code) is not None:
         raise Conflict(_l("Another issuer already uses the code %(code_value)s."), code="duplicate_issuer_code",
                        fields={"code": [_l("Choose another code.")]}, code_value=code)
@@ -181,14 +147,78 @@ def admit_issuer(actor: Actor, organisation: Organisation, *, code: str, kind: I
                     admitted_at=at, created_at=at)
     db.session.add(issuer)
     db.session.flush()
+    version = _new_version(actor, issuer, at, reason="admitted")
     audit.record(actor, "guarantee.issuer.admit", "guarantee_issuer", issuer.id,
                  {"code": code, "organisation_uscc": organisation.uscc, "kind": kind.value, "api_base_url": url,
-                  "message_cert_sha256": _fingerprint(message_pem), "trust_root_sha256": _fingerprint(root_pem)})
+                  "message_cert_sha256": version.message_cert_sha256,
+                  "trust_root_sha256": version.trust_root_sha256, "certificate_version": version.version})
     return issuer
 
 
-def _fingerprint(pem: str) -> str:
-    return x509.load_pem_x509_certificate(pem.encode()).fingerprint(hashes.SHA256()).hex()
+def _new_version(actor: Actor, issuer: Issuer, at: datetime, *, reason: str) -> IssuerCertificate:
+    """Record the issuer's current endpoint and certificates as its next version, in force from ``at``."""
+    number = max((v.version for v in issuer.certificates), default=0) + 1
+    version = IssuerCertificate(issuer_id=issuer.id, version=number, api_base_url=issuer.api_base_url,
+                                message_cert_pem=issuer.message_cert_pem,
+                                letter_trust_root_pem=issuer.letter_trust_root_pem,
+                                message_cert_sha256=fingerprint(issuer.message_cert_pem),
+                                trust_root_sha256=fingerprint(issuer.letter_trust_root_pem), valid_from=at,
+                                valid_until=None, revoked=False, reason=reason, created_at=at,
+                                created_by_id=actor.person_id)
+    db.session.add(version)
+    issuer.certificates.append(version)
+    db.session.flush()
+    return version
+
+
+def update_issuer(actor: Actor, issuer: Issuer, *, message_cert_pem: str | None = None,
+                  letter_trust_root_pem: str | None = None, api_base_url: str | None = None, reason: str = "",
+                  compromised: bool = False) -> IssuerCertificate:
+    """Rotate an issuer's certificates and/or move its endpoint, from now on; return the new version.
+
+    The replaced version stays on record: it still verifies letters issued while it was current, and
+    messages dated before now. ``compromised`` retires the old message key without that grace.
+    """
+    require_admin(actor)
+    reason = (reason or "").strip()
+    if not 5 <= len(reason) <= 500:
+        raise _refuse("reason", _l("Say why the certificate or endpoint changes (5 to 500 characters); it is "
+                                   "recorded in the audit trail."))
+    url = _url(api_base_url) if api_base_url else issuer.api_base_url
+    message_pem = check_message_certificate(message_cert_pem) if message_cert_pem else issuer.message_cert_pem
+    root_pem = check_trust_root(letter_trust_root_pem) if letter_trust_root_pem else issuer.letter_trust_root_pem
+    changed = {name for name, old, new in (("api_base_url", issuer.api_base_url, url),
+                                           ("message_cert", fingerprint(issuer.message_cert_pem),
+                                            fingerprint(message_pem)),
+                                           ("letter_trust_root", fingerprint(issuer.letter_trust_root_pem),
+                                            fingerprint(root_pem))) if old != new}
+    if not changed:
+        raise _refuse("message_cert_pem", _l("Nothing changes: give a new message certificate, a new letter trust "
+                                             "root or a new API address."))
+    if compromised and "message_cert" not in changed:
+        raise _refuse("message_cert_pem", _l("A compromised key must be replaced: give the new message "
+                                             "certificate."))
+    at = now()
+    previous = current_version(issuer) or _new_version(actor, issuer, issuer.admitted_at or issuer.created_at,
+                                                       reason="admitted")
+    previous.valid_until = at
+    previous.revoked = compromised
+    issuer.api_base_url, issuer.message_cert_pem, issuer.letter_trust_root_pem = url, message_pem, root_pem
+    version = _new_version(actor, issuer, at, reason=reason)
+    audit.record(actor, "guarantee.issuer.update", "guarantee_issuer", issuer.id,
+                 {"code": issuer.code, "changed": sorted(changed), "reason": reason, "compromised": compromised,
+                  "certificate_version": version.version, "previous_version": previous.version,
+                  "api_base_url": url, "previous_api_base_url": previous.api_base_url,
+                  "message_cert_sha256": version.message_cert_sha256,
+                  "previous_message_cert_sha256": previous.message_cert_sha256,
+                  "trust_root_sha256": version.trust_root_sha256,
+                  "previous_trust_root_sha256": previous.trust_root_sha256})
+    notices.notify(notices.members([issuer.organisation_id], [Role.ISSUER]), kind="guarantee_issuer_updated",
+                   object_type="guarantee_issuer", object_id=issuer.id,
+                   subject=_l("The platform now uses version %(version)s of your certificates and address "
+                              "(%(changed)s)"),
+                   version=version.version, changed=", ".join(sorted(changed)))
+    return version
 
 
 def set_issuer_admission(actor: Actor, issuer: Issuer, admitted: bool, reason: str = "") -> Issuer:

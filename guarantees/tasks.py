@@ -4,7 +4,8 @@
   messages to issuers, retrying with backoff (:mod:`guarantees.outbox`);
 * ``guarantees.release_sweep`` (every 10 minutes): release the guarantees of cancelled or failed
   tenders, in case a signal was missed (:mod:`guarantees.release`);
-* ``guarantees.watch_deadlines`` (hourly): flag late releases and unanswered claims; forget old nonces.
+* ``guarantees.watch_deadlines`` (hourly): flag late releases and unanswered claims; close the orders
+  that are done (claim paid, letter expired: :mod:`guarantees.closing`); forget old nonces.
 
 Small, idempotent, ids not objects; each task is its own transaction (the outbox commits per attempt).
 """
@@ -16,6 +17,7 @@ from celery.schedules import crontab
 from core.tasks import periodic, task
 from guarantees import outbox
 from guarantees.callbacks import purge_nonces
+from guarantees.closing import close_due
 from guarantees.release import release_sweep
 from guarantees.watch import watch_deadlines
 
@@ -35,10 +37,10 @@ def release_sweep_task() -> int:
 
 @task("guarantees.watch_deadlines")
 def watch_deadlines_task() -> dict:
-    """Flag overdue releases and claims; purge old nonces."""
+    """Flag overdue releases and claims; close orders that are done; purge old nonces."""
     result = watch_deadlines()
     return {"releases_overdue": result.releases_overdue, "claims_overdue": result.claims_overdue,
-            "nonces_purged": purge_nonces()}
+            "orders_closed": close_due(), "nonces_purged": purge_nonces()}
 
 
 periodic(outbox.SEND_TASK, 30.0)

@@ -5,7 +5,8 @@ The checks, DOMAIN.md §4:
 
 * ``record``: the letter is on record here (number and code match, or the file's hash is known);
 * ``signature``: the PDF's last PAdES signature (ETSI.CAdES.detached) is intact, valid and covers the
-  whole file, and its signer chains to the issuer's trust root (pyHanko, no fetching);
+  whole file, and its signer chains to the issuer's trust root in force when the letter was issued
+  (pyHanko, no fetching; :mod:`guarantees.issuer_certs` keeps the versions);
 * ``issuer_admitted``: that issuer is admitted on the platform;
 * ``hash``: the file's SHA-256 equals the one on record;
 * ``status``: the letter is in force (not cancelled, released, claimed or paid; not expired);
@@ -40,7 +41,7 @@ from core.clock import as_utc, now
 from core.db import db
 from core.identity.models import Organisation
 from core.storage import default_store
-from guarantees import protocol, rates
+from guarantees import issuer_certs, protocol, rates
 from guarantees.lifecycle import LETTER_IN_FORCE
 from guarantees.models import GuaranteeOrder, Issuer
 from guarantees.requirements import bond_requirement
@@ -120,8 +121,8 @@ def _root(pem: str) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(der)
 
 
-def signature_verdict(pdf_bytes: bytes, trust_root_pem: str) -> tuple[bool, Any]:
-    """Check the PDF's last signature against one trust root: (passed, reason)."""
+def signature_verdict(pdf_bytes: bytes, trust_root_pem: str, moment: datetime | None = None) -> tuple[bool, Any]:
+    """Check the PDF's last signature against one trust root, at ``moment`` (default now): (passed, reason)."""
     try:
         reader = PdfFileReader(io.BytesIO(pdf_bytes), strict=False)
         signatures = reader.embedded_signatures
@@ -132,7 +133,8 @@ def signature_verdict(pdf_bytes: bytes, trust_root_pem: str) -> tuple[bool, Any]
     sig = signatures[-1]
     if str(sig.sig_object.get("/SubFilter")) != PADES_SUBFILTER:
         return False, _l("the signature is not a PAdES signature (ETSI.CAdES.detached).")
-    context = ValidationContext(trust_roots=[_root(trust_root_pem)], allow_fetching=False, moment=now())
+    context = ValidationContext(trust_roots=[_root(trust_root_pem)], allow_fetching=False,
+                                moment=as_utc(moment) if moment is not None else now())
     try:
         status = validate_pdf_signature(sig, context)
     except Exception as exc:  # noqa: BLE001 - pyHanko raises many types for a malformed signature
@@ -153,11 +155,37 @@ def _issuer_of_signature(pdf_bytes: bytes) -> tuple[Issuer | None, Any]:
     """Find the issuer whose trust root the signature chains to (for a file not on record)."""
     last_reason: Any = _l("no issuer's trust root matches the signer.")
     for issuer in db.session.scalars(select(Issuer).order_by(Issuer.id)):
-        passed, reason = signature_verdict(pdf_bytes, issuer.letter_trust_root_pem)
-        if passed:
-            return issuer, reason
-        last_reason = reason
+        for root in issuer_certs.trust_roots(issuer):
+            passed, reason = signature_verdict(pdf_bytes, root)
+            if passed:
+                return issuer, reason
+            last_reason = reason
     return None, last_reason
+
+
+def order_signature_verdict(pdf_bytes: bytes, order: GuaranteeOrder) -> tuple[bool, Any]:
+    """Check a letter's signature against the issuer's trust root in force when it was issued.
+
+    A root since replaced is checked at the issue time (the old CA may have expired since); a letter
+    that only chains to a root not in force at its issue time fails, saying which one it chains to.
+    """
+    issuer = order.issuer
+    version = issuer_certs.trust_root_at(issuer, order.issued_at)
+    if version is None:  # no certificate history: the current root
+        return signature_verdict(pdf_bytes, issuer.letter_trust_root_pem)
+    moment = None if version.valid_until is None or order.issued_at is None else order.issued_at
+    passed, reason = signature_verdict(pdf_bytes, version.letter_trust_root_pem, moment)
+    if passed:
+        return passed, reason
+    for other in issuer.certificates:
+        if other.letter_trust_root_pem == version.letter_trust_root_pem:
+            continue
+        if signature_verdict(pdf_bytes, other.letter_trust_root_pem, order.issued_at)[0]:
+            return False, _l("the letter was issued at %(issued)s but is sealed under %(issuer)s's trust root of "
+                             "version %(version)s, in force from %(start)s to %(end)s.", issued=iso(order.issued_at),
+                             issuer=issuer.name, version=other.version, start=iso(other.valid_from),
+                             end=iso(other.valid_until) or "-")
+    return passed, reason
 
 
 # -- finding the letter ----------------------------------------------------------------------------
@@ -237,7 +265,7 @@ def _file_checks(report: VerificationReport, order: GuaranteeOrder | None, pdf_b
         return
     if order is not None:
         issuer = order.issuer
-        passed, reason = signature_verdict(pdf_bytes, issuer.letter_trust_root_pem)
+        passed, reason = order_signature_verdict(pdf_bytes, order)
     else:
         issuer, reason = _issuer_of_signature(pdf_bytes)
         passed = issuer is not None

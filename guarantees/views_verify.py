@@ -2,7 +2,8 @@
 
 Anyone may verify, without logging in; issuers print a link to this page on their letters
 (``/guarantees/verify?no=...&code=...``). Every check is shown with pass or fail and its reason. For a
-sealed letter (密文保函) not yet revealed, the tender and bidder stay hidden here too.
+sealed letter (密文保函) not yet revealed, the tender and bidder stay hidden here too. Rate-limited per
+address together with the API (:mod:`guarantees.limits`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from flask import render_template, request
 from flask_babel import lazy_gettext as _l
 
 from guarantees import verify_letter
+from guarantees.limits import verification_limit
 from guarantees.views_support import bp
 
 MAX_LETTER_BYTES = 20 * 1024 * 1024
@@ -33,6 +35,7 @@ def _refuse(form: str, field: str, message, values: dict[str, str]):
 
 
 @bp.route("/guarantees/verify", methods=["GET"])
+@verification_limit
 def verify():
     """Verify by number and code (query ``no`` and ``code``; ``confirm=1`` also asks the issuer's registry)."""
     number = (request.args.get("no") or "").strip()
@@ -50,6 +53,7 @@ def verify():
 
 
 @bp.route("/guarantees/verify", methods=["POST"])
+@verification_limit
 def verify_upload():
     """Verify an uploaded letter PDF (multipart ``file``)."""
     upload = request.files.get("file")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Make the CJK TrueType font shipped in ``guarantees/fonts/`` (reproducible).
+"""Make the CJK TrueType font shipped in ``core/fonts/`` (reproducible).
 
 Takes face 0 (WenQuanYi Zen Hei, 文泉驿正黑) out of Debian's ``fonts-wqy-zenhei`` collection and keeps
 only the characters letters and reports need: GB2312 (all 6,763 hanzi plus its symbols, punctuation,
@@ -22,7 +22,7 @@ from fontTools.ttLib import TTCollection
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SOURCE = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
-DEFAULT_OUTPUT = ROOT / "guarantees" / "fonts" / "wqy-zenhei-gb2312.ttf"
+DEFAULT_OUTPUT = ROOT / "core" / "fonts" / "wqy-zenhei-gb2312.ttf"
 FAMILY = "WQY ZenHei GB2312"  # a new name: the subset is a modified font and must not pose as the original
 
 

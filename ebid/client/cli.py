@@ -352,3 +352,72 @@ def status_command(tender_id: int | None, server: str | None, token: str | None,
 def main() -> None:
     """Entry point of ``python -m ebid.client`` (the same commands without the platform's app)."""
     client_cli(prog_name="ebid client")
+
+
+# --- online opening (helper A): check-in, decrypt, release-share ------------------------------------------------
+
+def _load_key(key_path: Path, passphrase_file: Path | None) -> Any:
+    try:
+        return keys.decrypt_private_key(key_path.read_bytes(), read_passphrase(passphrase_file))
+    except (keys.KeyFileError, keys.WrongPassphrase) as exc:
+        raise ClientError(str(exc), code="key_unusable") from None
+
+
+@client_cli.command("check-in")
+@click.option("--tender", "tender_id", required=True, type=int)
+@server_option
+@token_option
+@org_option
+@handled
+def check_in_command(tender_id: int, server: str | None, token: str | None, organisation_id: int | None) -> None:
+    """Check in (签到) to the tender's online opening for your organisation."""
+    from ebid.client import opening as client_opening
+    api = _api(server, token)
+    api.require_token()
+    row = client_opening.check_in(api, tender_id, organisation_id)
+    click.echo(_("checked in for %(org)s at %(at)s", org=row["organisation"], at=row["at"]))
+
+
+@client_cli.command("decrypt")
+@click.option("--tender", "tender_id", required=True, type=int)
+@click.option("--key", "key_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Your decryption key file (the key your bid was sealed for).")
+@click.option("--lot", default=None, help="Only the bid for this lot code.")
+@passphrase_option
+@server_option
+@token_option
+@org_option
+@handled
+def decrypt_command(tender_id: int, key_path: Path, lot: str | None, passphrase_file: Path | None,
+                    server: str | None, token: str | None, organisation_id: int | None) -> None:
+    """Decrypt your bid at the opening: unwrap the content key here and send only that key (解密)."""
+    from ebid.client import opening as client_opening
+    api = _api(server, token)
+    api.require_token()
+    for row in client_opening.decrypt(api, tender_id, _load_key(key_path, passphrase_file), organisation_id, lot):
+        click.echo(_("lot %(lot)s: %(status)s", lot=row["lot"], status=row["status"]))
+
+
+@client_cli.command("release-share")
+@click.option("--tender", "tender_id", required=True, type=int)
+@click.option("--key", "key_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The key of your custodian certificate.")
+@passphrase_option
+@server_option
+@token_option
+@handled
+def release_share_command(tender_id: int, key_path: Path, passphrase_file: Path | None, server: str | None,
+                          token: str | None) -> None:
+    """Key custodian: decrypt your share of the opening key here and release it (释放密钥分片)."""
+    from ebid.client import opening as client_opening
+    api = _api(server, token)
+    api.require_token()
+    result = client_opening.release_share(api, tender_id, _load_key(key_path, passphrase_file))
+    click.echo(_("share %(index)s released (%(released)s of %(threshold)s needed)", index=result["share_index"],
+                 released=result["released"], threshold=result["threshold"]))
+
+
+# --- the opening record (开标记录): host and supervisors sign it (helper C) ---------------------------------
+from ebid.client.record import record_cli  # noqa: E402
+
+client_cli.add_command(record_cli)

@@ -3,12 +3,15 @@
 All three are EC P-256 and live in ``<data dir>/keys/`` (private keys as PKCS#8 PEM, mode 0600; this
 is a simulator, not an HSM). They are made on first start and never overwritten. The platform admits
 the issuer with ``message.cert.pem`` (to check message signatures) and ``ca.cert.pem`` (the trust
-root of the letters' PAdES seals).
+root of the letters' PAdES seals). The full name goes in O (up to 64 characters), a CN of at most 64 UTF-8
+bytes is derived from it (:func:`bounded`); the letters themselves print the full name.
 """
 
 from __future__ import annotations
 
 import os
+import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,6 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+NAME_MAX = 64  # X.520 upper bound of CN and O
+ELLIPSIS = "…"
 CA_DAYS = 3650
 LEAF_DAYS = 1095
 BACKDATE = timedelta(minutes=10)  # tolerate a verifier whose clock is a little behind
@@ -56,8 +61,42 @@ def _usage(*, sign: bool = False, commit: bool = False, ca: bool = False) -> x50
                          encipher_only=False, decipher_only=False)
 
 
+def _utf8_size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def bounded(text: str, limit: int = NAME_MAX, suffix: str = "", *, size: Callable[[str], int] = _utf8_size) -> str:
+    """``text`` + ``suffix`` within ``limit`` (UTF-8 bytes by default), ``text`` cut with "…" if it must be.
+
+    X.520 bounds CN and O at 64 (RFC 5280 ub-common-name, ub-organization-name, in characters);
+    cryptography refuses a CN over 64 UTF-8 bytes, so 21 Chinese characters and a suffix such as
+    " Guarantee CA (CODE)" overflow. The cut is between code points (a UTF-8 sequence is never split)
+    and never parts a base character from its combining marks; the suffix is kept whole.
+    """
+    room = limit - size(suffix)
+    text = text.strip()
+    if size(text) <= room:
+        return text + suffix
+    room -= size(ELLIPSIS)
+    if room < 1:
+        raise ValueError(f"the suffix {suffix!r} leaves no room within {limit}")
+    used, end = 0, 0
+    for char in text:
+        if used + size(char) > room:
+            break
+        used, end = used + size(char), end + 1
+    cut = text[:end]
+    if unicodedata.combining(text[end]):  # the next character is a mark of the last one: drop that cluster
+        while cut and unicodedata.combining(cut[-1]):
+            cut = cut[:-1]
+        cut = cut[:-1]
+    return cut.rstrip() + ELLIPSIS + suffix
+
+
 def _name(name: str, common_name: str, uscc: str | None) -> x509.Name:
-    attributes = [x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"), x509.NameAttribute(NameOID.ORGANIZATION_NAME, name)]
+    """The full name in O (up to 64 characters, the X.520 bound), the short ``common_name`` in CN."""
+    attributes = [x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+                  x509.NameAttribute(NameOID.ORGANIZATION_NAME, bounded(name, size=len))]
     if uscc:  # ETSI EN 319 412-1 semantics identifier: national trade register, China
         attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_IDENTIFIER, f"NTRCN-{uscc}"))
     attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
@@ -101,12 +140,12 @@ def create_keys(data_dir: Path, *, code: str, name: str, now: datetime, uscc: st
     if existing:
         raise KeysIncomplete(f"{directory} already holds {', '.join(existing)}; keys are never overwritten")
     ca_key, message_key, letter_key = (ec.generate_private_key(ec.SECP256R1()) for _ in range(3))
-    ca_cert = _certificate(_name(name, f"{name} Guarantee CA ({code})", uscc), ca_key, None, ca_key, now=now,
-                           days=CA_DAYS, usage=_usage(sign=True, ca=True), ca=True)
-    message_cert = _certificate(_name(name, f"{code} message signing", uscc), message_key, ca_cert, ca_key,
-                                now=now, days=LEAF_DAYS, usage=_usage(sign=True), ca=False)
-    letter_cert = _certificate(_name(name, name, uscc), letter_key, ca_cert, ca_key, now=now, days=LEAF_DAYS,
-                               usage=_usage(sign=True, commit=True), ca=False)
+    ca_cert = _certificate(_name(name, bounded(name, suffix=f" Guarantee CA ({code})"), uscc), ca_key, None, ca_key,
+                           now=now, days=CA_DAYS, usage=_usage(sign=True, ca=True), ca=True)
+    message_cert = _certificate(_name(name, bounded(code, suffix=" message signing"), uscc), message_key, ca_cert,
+                                ca_key, now=now, days=LEAF_DAYS, usage=_usage(sign=True), ca=False)
+    letter_cert = _certificate(_name(name, bounded(name), uscc), letter_key, ca_cert, ca_key, now=now,
+                               days=LEAF_DAYS, usage=_usage(sign=True, commit=True), ca=False)
     for field_name, value in (("ca_key", ca_key), ("message_key", message_key), ("letter_key", letter_key)):
         _write_new(directory / FILES[field_name], _pem_key(value), 0o600)
     for field_name, cert in (("ca_cert", ca_cert), ("message_cert", message_cert), ("letter_cert", letter_cert)):

@@ -37,12 +37,13 @@ from core.db import db
 from core.identity.access import actor_for
 from core.identity.models import OrganisationKind
 from core.identity.tokens import issue_api_token
+from core.pdf import CJK_FONT_PATH
 from guarantees import protocol
 from guarantees.models import GuaranteeOrder, OutboundMessage
 from guarantees.services import add_product, admit_issuer, set_rate_policy
 
 ADMIN = Actor.system(source="tests")
-FONT = "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc"
+FONT = str(CJK_FONT_PATH)  # the shipped font: the tests must not depend on a system font
 
 
 # -- keys and certificates ---------------------------------------------------------------------------

@@ -19,8 +19,8 @@ from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 
 from core.clock import now
+from core.pdf import CJK_FONT_PATH
 from guarantees import letters
-from guarantees.fonts import CJK_FONT_PATH
 from guarantees.issuer_sim.keys import create_keys
 from guarantees.letters import LetterData, Party, amount_in_words
 

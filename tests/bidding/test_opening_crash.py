@@ -1,0 +1,126 @@
+"""Crash safety and races of the opening: a worker killed between two bids; two hosts starting at once."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import select
+
+from bidding import opening, opening_decrypt, opening_process
+from bidding.opening_models import BidOpeningStatus, OpeningPhase
+from core.audit import AuditEvent
+from core.db import db
+from tests.bidding.opening_support import make_opening_fixture  # noqa: F401
+from tests.bidding.sealed_support import kit_fixture  # noqa: F401
+
+
+class Killed(Exception):
+    pass
+
+
+def _queue_all(o):
+    opening.start_decryption(o.host_actor, o.tender.id)
+    db.session.commit()
+    for b in o.bidders:
+        opening_decrypt.submit_content_key(b.actor, o.tender.id, o.bid_of(b).public_id, o.content_key(b))
+        db.session.commit()
+
+
+def _outcome(o):
+    db.session.expire_all()
+    rows = {b.org.uscc: o.row_of(b) for b in o.bidders}
+    decrypted = [a for a in db.session.scalars(select(AuditEvent.action)) if a == "opening.decrypted"]
+    return ({k: (r.status.value, r.plaintext_sha256, r.form) for k, r in rows.items()}, len(decrypted),
+            opening.get_session(o.tender.id).phase)
+
+
+def test_worker_killed_between_two_bids_completes_exactly_once(make_opening, monkeypatch):
+    o = make_opening(4, mode="bidder", custodians=0)
+    _queue_all(o)
+    real, calls = opening_process.decrypt_one, []
+
+    def dies_on_second(row):
+        calls.append(row.id)
+        if len(calls) == 2:
+            raise Killed("worker killed")
+        real(row)
+    monkeypatch.setattr(opening_process, "decrypt_one", dies_on_second)
+    with pytest.raises(Killed):
+        opening_process.process_pending(o.tender.id)
+    db.session.rollback()
+    done = [o.row_of(b).status for b in o.bidders]
+    assert done.count(BidOpeningStatus.DECRYPTED) == 1  # the first bid's commit survived the kill
+    monkeypatch.setattr(opening_process, "decrypt_one", real)
+    assert opening_process.process_pending(o.tender.id) == 3  # the restart does the other three
+    assert opening_process.process_pending(o.tender.id) == 0  # and nothing twice
+    statuses, decrypted_events, phase = _outcome(o)
+    assert decrypted_events == 4 and phase == OpeningPhase.DECRYPTED
+    assert {s for s, _h, _f in statuses.values()} == {"decrypted"}
+    # an uninterrupted run over the same bids gives the same plaintexts and forms
+    uninterrupted = {b.org.uscc: (o.prices[b.org.id]) for b in o.bidders}
+    assert {k: f["price"] for k, (_s, _h, f) in statuses.items()} == uninterrupted
+    from core.storage import default_store
+    assert all(default_store().verify(h) for _s, h, _f in statuses.values())
+
+
+def test_uninterrupted_and_interrupted_runs_store_identical_results(make_opening, monkeypatch):
+    o = make_opening(3, mode="bidder", custodians=0)
+    _queue_all(o)
+    assert opening_process.process_pending(o.tender.id) == 3
+    first, count, _ = _outcome(o)
+    assert count == 3
+    # replay: rows are decrypted, so a second worker finds nothing to claim
+    assert opening_process.advance_all(o.host_actor) == {}
+    assert _outcome(o)[0] == first
+
+
+@pytest.mark.postgres
+def test_two_hosts_pressing_start_at_once_open_once(make_opening, app):
+    o = make_opening(3, mode="bidder", custodians=0)
+    tender_id, actor = o.tender.id, o.host_actor
+    barrier, results = threading.Barrier(2), []
+
+    def press():
+        with app.app_context():
+            try:
+                barrier.wait()
+                opening.start_decryption(actor, tender_id)
+                db.session.commit()
+                results.append("started")
+            except Exception as exc:  # noqa: BLE001 - the loser's refusal is the point
+                db.session.rollback()
+                results.append(getattr(exc, "code", type(exc).__name__))
+            finally:
+                db.session.remove()
+    threads = [threading.Thread(target=press) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["already_started", "started"]
+    db.session.expire_all()
+    starts = db.session.scalars(select(AuditEvent.action).where(AuditEvent.action == "opening.start")).all()
+    assert len(starts) == 1
+
+
+@pytest.mark.postgres
+def test_two_workers_decrypt_each_bid_once(make_opening, app):
+    o = make_opening(4, mode="bidder", custodians=0)
+    _queue_all(o)
+    tender_id, barrier, done = o.tender.id, threading.Barrier(2), []
+
+    def work():
+        with app.app_context():
+            try:
+                barrier.wait()
+                done.append(opening_process.process_pending(tender_id))
+            finally:
+                db.session.remove()
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(done) == 4
+    assert _outcome(o)[1] == 4
