@@ -66,18 +66,20 @@ def main(argv: list[str] | None = None) -> int:
         event.listen(engine, "before_cursor_execute", count)
         client = app.test_client()
         times: dict[str, list[float]] = {"create": [], "put": [], "finalize": []}
+        cpu: dict[str, list[float]] = {"create": [], "put": [], "finalize": []}
         stmts: dict[str, list[int]] = {"create": [], "put": [], "finalize": []}
         profiler = cProfile.Profile() if args.profile else None
 
         def step(name, fn):
             counter["n"] = 0
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             if profiler and name == args.profile_step:
                 profiler.enable()
             resp = fn()
             if profiler and name == args.profile_step:
                 profiler.disable()
             times[name].append(time.perf_counter() - t)
+            cpu[name].append(time.process_time() - c)
             stmts[name].append(counter["n"])
             return resp
 
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             t = times[name][3:]
             print(f"{name:9s} median {statistics.median(t) * 1000:7.1f} ms  p90 "
                   f"{sorted(t)[int(len(t) * 0.9)] * 1000:7.1f} ms  SQL statements median "
-                  f"{statistics.median(stmts[name][3:])}")
+                  f"{statistics.median(stmts[name][3:])}  CPU median {statistics.median(cpu[name][3:]) * 1000:6.1f} ms")
         if profiler:
             pstats.Stats(profiler).sort_stats(args.sort).print_stats(45)
     pg.drop(args.database)

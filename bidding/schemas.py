@@ -43,6 +43,9 @@ class LotInSchema(Schema):
     estimated_price = _money(required=True)
     ceiling_price = _money(load_default=None, allow_none=True)
     bond_amount = _money(load_default=None, allow_none=True)
+    max_bid_bytes = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=1 << 10, max=1 << 40),
+                                   metadata={"description": "largest sealed envelope accepted for the lot, in "
+                                                            "bytes; empty: the platform default (2 GiB)"})
 
 
 class TenderFieldsSchema(ActingSchema):
@@ -164,6 +167,7 @@ class LotSchema(Schema):
     estimated_price = _money()
     ceiling_price = _money(allow_none=True)
     bond_amount = _money(allow_none=True)
+    max_bid_bytes = fields.Integer(allow_none=True)
 
 
 class DocumentSchema(Schema):

@@ -66,7 +66,7 @@ DRAFT_FIELDS = frozenset({
     "bid_validity_days", "evaluation_method", "guarantee_policy", "decryption_mode", "custodian_threshold",
 })
 CUSTODIAN_MODES = frozenset({DecryptionMode.CUSTODIANS, DecryptionMode.BIDDER_THEN_CUSTODIANS})
-LOT_FIELDS = ("code", "title", "description", "estimated_price", "ceiling_price", "bond_amount")
+LOT_FIELDS = ("code", "title", "description", "estimated_price", "ceiling_price", "bond_amount", "max_bid_bytes")
 # Period rules that depend on the publication time are only decided at publication.
 TIME_DEPENDENT = frozenset({"documents_period_too_short", "bid_period_too_short"})
 CODE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{2,39}$")

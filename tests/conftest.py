@@ -22,6 +22,40 @@ from ebid.app import create_app
 TEST_DB_URL = os.environ.get("EBID_TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("EBID_TEST_REDIS_URL")
 ON_POSTGRES = bool(TEST_DB_URL and TEST_DB_URL.startswith("postgres"))
+# pytest-xdist: each worker (gw0, gw1, ...) gets its own PostgreSQL database and Redis database
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+
+
+def _worker_index() -> int:
+    return int(XDIST_WORKER[2:]) if XDIST_WORKER and XDIST_WORKER[2:].isdigit() else 0
+
+
+def _worker_database_url(url: str) -> str:
+    """``url`` itself, or for xdist worker n a sibling database ``<name>_gwn``, created when missing."""
+    if not XDIST_WORKER:
+        return url
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    base = make_url(normalize_database_url(url))
+    name = f"{base.database}_{XDIST_WORKER}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first():
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+def _worker_redis_url(url: str | None) -> str | None:
+    """``url``, or for xdist worker n the Redis database n below it (wrapping within 0..15)."""
+    if not url or not XDIST_WORKER:
+        return url
+    head, _, number = url.rpartition("/")
+    return f"{head}/{(int(number or 0) - _worker_index()) % 16}" if number.isdigit() else url
+
+
+TEST_REDIS_URL = _worker_redis_url(TEST_REDIS_URL)
 
 pytest_plugins = ["tests.factories"]
 
@@ -47,7 +81,7 @@ def _pg_schema(tmp_path_factory):
     if not ON_POSTGRES:
         return None
     settings = Settings(data_dir=tmp_path_factory.mktemp("pgdata"),
-                        database_url=normalize_database_url(TEST_DB_URL),
+                        database_url=normalize_database_url(_worker_database_url(TEST_DB_URL)),
                         redis_url=TEST_REDIS_URL, secret_key="test-secret", testing=True)
     app = create_app(settings)
     with app.app_context(), db.engine.begin() as conn:

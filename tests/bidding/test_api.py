@@ -222,3 +222,14 @@ def test_openapi_document_lists_the_paths(client):
         assert path in doc["paths"], path
     assert set(doc["components"]["schemas"]["ApiError"]["properties"]) == {"code", "message", "fields"}
     assert "patch" in doc["paths"]["/api/tenders/{tender_id}"]
+
+
+def test_lot_envelope_limit_is_set_and_shown_through_the_api(frozen, tenderer, api_as):
+    api = api_as(tenderer[1])
+    body = draft_body(lots=[{"title": "Quay wall", "estimated_price": "2000000", "max_bid_bytes": 50 << 20}])
+    created = api.post("/api/tenders", json=body)
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()["lots"][0]["max_bid_bytes"] == 50 << 20
+    too_small = api.post("/api/tenders", json=draft_body(lots=[
+        {"title": "Quay wall", "estimated_price": "2000000", "max_bid_bytes": 10}]))
+    assert "lots.0.max_bid_bytes" in assert_error_shape(too_small, 422)["fields"]
