@@ -245,8 +245,11 @@ def _check_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, doc: Document) -> 
                                "bid.", name=doc.name), "documents")
 
 
-def read_bid(path: Path | str) -> BidFile:
-    """Open and check a bid ZIP: bid.json's schema, and every document against its listed size and hash."""
+def read_bid(path: Path | str, *, sha256: str | None = None) -> BidFile:
+    """Open and check a bid ZIP: bid.json's schema, and every document against its listed size and hash.
+
+    ``sha256``: the file's hash when the caller already computed it (it is not read a second time).
+    """
     path = Path(path)
     if not path.is_file():
         raise BidFormatError(_("The bid file %(path)s does not exist.", path=str(path)), "bid")
@@ -280,8 +283,10 @@ def read_bid(path: Path | str) -> BidFile:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, EOFError) as exc:
         raise BidFormatError(_("The ZIP file is damaged or uses an unsupported feature: %(reason)s",
                                reason=str(exc)), "bid") from None
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return BidFile(offer, tuple(docs), path.stat().st_size, digest.hexdigest())
+    if sha256 is None:
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        sha256 = digest.hexdigest()
+    return BidFile(offer, tuple(docs), path.stat().st_size, sha256)

@@ -12,6 +12,7 @@ store makes a repeated store of the same plaintext harmless.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tempfile
@@ -50,6 +51,24 @@ def _claim(tender_id: int) -> BidOpening | None:
     return db.session.scalars(stmt).first()
 
 
+class _HashingWriter:
+    """A file writer that hashes and counts what passes through (the plaintext is read once)."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw, self.digest, self.size = raw, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data).cast("B")
+        self.digest.update(view)
+        self.size += view.nbytes
+        while view.nbytes:  # write it all here, so that nothing is hashed twice
+            view = view[self.raw.write(view):]
+        return len(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
 def form_of(offer: Any, documents: Any) -> dict[str, Any]:
     """The opening-form data (开标一览表) kept for the record: exactly what bid.json says."""
     return {"lot": offer.lot, "price": f"{offer.price:.2f}", "currency": "CNY", "duration_days": offer.duration_days,
@@ -69,11 +88,12 @@ def decrypt_one(row: BidOpening) -> None:
     fd, tmp = tempfile.mkstemp(dir=store.root, prefix=".opening-")
     method = row.pending_method
     try:
-        with os.fdopen(fd, "wb") as out, store.open(bid.envelope_sha256) as src:
+        with os.fdopen(fd, "wb") as raw, store.open(bid.envelope_sha256) as src:
+            out = _HashingWriter(raw)
             E.open_stream(src, out, signer_public_key=signer, content_key=bytes(row.pending_key),
                           expected_context=context)
-        with open(tmp, "rb") as fh:
-            sha, size = store.put_stream(fh)
+        sha, size = out.digest.hexdigest(), out.size
+        store.adopt_file(tmp, sha)  # hashed while decrypting: moved into place, not copied
     except CryptoError as exc:
         mark_failed(row, f"the envelope does not open with the accepted key: {exc}")
         audit.record(Actor.system("opening"), "opening.decrypt_failed", "bid", bid.id, {"reason": str(exc)})
@@ -81,7 +101,7 @@ def decrypt_one(row: BidOpening) -> None:
     finally:
         Path(tmp).unlink(missing_ok=True)
     try:
-        parsed = read_bid(store.path_for(sha))
+        parsed = read_bid(store.path_for(sha), sha256=sha)
         form, problem = form_of(parsed.offer, parsed.documents), None
         if parsed.offer.lot != bid.lot.code:
             problem = f"bid.json names lot {parsed.offer.lot}, the bid was sealed for lot {bid.lot.code}"

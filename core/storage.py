@@ -53,6 +53,20 @@ class FileStore:
                 os.unlink(tmp)
             raise
 
+    def adopt_file(self, path: Path | str, sha256_hex: str) -> Path:
+        """Move a file the caller wrote (and hashed while writing) into the store under ``sha256_hex``, durably.
+
+        The file must be in the store's file system (e.g. made with ``tempfile.mkstemp(dir=store.root)``); an
+        existing blob of the same hash is kept and the file dropped.
+        """
+        final = self.path_for(sha256_hex)
+        with open(path, "rb") as fh:
+            os.fsync(fh.fileno())
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, final)
+        _fsync_dir(final.parent)
+        return final
+
     def put_bytes(self, data: bytes) -> tuple[str, int]:
         return self.put_stream([data])
 
