@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlencode
 
 from flask import Flask, current_app, has_request_context, request
@@ -85,9 +86,23 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def _engine_options(url: str) -> dict:
+    """Pool per process: ``EBID_DB_POOL_SIZE`` (10) + ``EBID_DB_MAX_OVERFLOW`` (20) connections at most.
+
+    Keep (pool size + overflow) x web processes (+ workers) under PostgreSQL's ``max_connections``.
+    """
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+    return {"pool_pre_ping": True, "pool_size": _env_int("EBID_DB_POOL_SIZE", 10),
+            "max_overflow": _env_int("EBID_DB_MAX_OVERFLOW", 20), "pool_timeout": 30}
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit():
+        raise SystemExit(f"{name}={value!r}: give a whole number of connections, e.g. {name}={default}")
+    return int(value)
 
 
 def settings_of(app: Flask) -> Settings:
