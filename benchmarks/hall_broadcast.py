@@ -10,7 +10,7 @@ one thread per websocket, so P x T must exceed the clients, default 4 x 300 for 
 its ``/hall`` namespace (token auth, join checked against the tender's bids, state on join, presence);
 the baseline serves ``hall_baseline_app:app`` (join only). Clients (``hall_load.py``, python-socketio
 AsyncClient over aiohttp, websocket only) connect round-robin over the P processes, 50 at a time,
-join, and then record each update's latency (receive time minus the emitter's timestamp in the payload).
+join (20 in flight at once), and then record each update's latency (receive time minus the emitter's timestamp in the payload).
 The emitter sends each update through ebid's own path (``hall_events.emit`` + commit) or through a bare
 write-only emitter on the baseline's channel (``hall_setup.py``). Runs alternate ebid and baseline in
 pairs; medians over the pairs and the ratio ebid p99 / baseline p99 of each pair are printed.
@@ -19,8 +19,10 @@ pairs; medians over the pairs and the ratio ebid p99 / baseline p99 of each pair
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -87,7 +89,8 @@ class Hall:
             procs.append(subprocess.Popen(
                 [sys.executable, str(HERE / "hall_load.py"), "--urls", urls, "--tender", str(self.seeded["tender_id"]),
                  "--tokens", str(self.tmp / "tokens.json"), "--first", str(first), "--count", str(min(per, n - first)),
-                 "--timeout", str(self.args.join_timeout)],
+                 "--timeout", str(self.args.join_timeout),
+                 "--concurrency", str(max(1, self.args.join_concurrency // self.args.client_procs))],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
         return procs
 
@@ -110,8 +113,9 @@ class Hall:
             emitter.send(seq)
         results = []
         for p in procs:
-            p.stdin.write(f"stop {self.args.updates}\n")
-            p.stdin.flush()
+            with contextlib.suppress(BrokenPipeError):  # a client process that died is counted as missing
+                p.stdin.write(f"stop {self.args.updates}\n")
+                p.stdin.flush()
         for p in procs:
             line = p.stdout.readline()
             results.append(json.loads(line)["result"] if line else {"latencies": [], "missing": -1})
@@ -197,6 +201,10 @@ def measure(args) -> dict:
                       f"{_ms(s['median']['baseline']['p99'])} ms, ratio {s['p99_ratio']}", flush=True)
         finally:
             hall.stop()
+            if args.logs:
+                args.logs.mkdir(parents=True, exist_ok=True)
+                for log in (tmp / "logs").glob("*.log"):
+                    shutil.copy(log, args.logs / log.name)
             from core.db import db
             with make_app(hall.env).app_context():
                 db.engine.dispose()
@@ -218,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between updates")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds between the last join and the updates")
     parser.add_argument("--join-timeout", type=float, default=180.0, help="per connect and per join (s)")
+    parser.add_argument("--join-concurrency", type=int, default=20, help="connects and joins in flight at once")
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="20 clients, 2 + 2 processes, 8 updates, 1 pair")
     parser.add_argument("--pg-url", default=os.environ.get("EBID_TEST_DATABASE_URL")
@@ -227,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL database")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--logs", type=Path, default=None, help="copy the servers' logs here at the end")
     args = parser.parse_args(argv)
     if args.quick:
         args.clients, args.procs, args.threads, args.updates, args.pairs, args.settle = "20", 2, 30, 8, 1, 1.0

@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import random
 import sys
 import time
 from pathlib import Path
@@ -79,6 +80,14 @@ class Client:
         except Exception as exc:  # noqa: BLE001 (every failure is counted, none stops the run)
             self.error = f"{type(exc).__name__}: {exc}"
 
+    async def heartbeat(self, every: float) -> None:
+        """Refresh presence as hall.js does (the baseline has no handler and ignores it)."""
+        await asyncio.sleep(random.uniform(0, every))
+        while self.sio.connected and not self.leaving:
+            with contextlib.suppress(Exception):
+                await self.sio.emit("heartbeat", {}, namespace=NAMESPACE)
+            await asyncio.sleep(every)
+
     async def leave(self) -> None:
         self.leaving = True
         with contextlib.suppress(Exception):
@@ -92,9 +101,13 @@ async def run(args) -> None:
                for i in range(args.first, args.first + args.count)]
     gate = asyncio.Semaphore(args.concurrency)
 
+    beats: list[asyncio.Task] = []
+
     async def enter(c: Client) -> None:
         async with gate:
             await c.enter(args.timeout)
+        if c.error is None and args.heartbeat > 0:
+            beats.append(asyncio.create_task(c.heartbeat(args.heartbeat)))
 
     start = time.perf_counter()
     await asyncio.gather(*(enter(c) for c in clients))
@@ -117,6 +130,8 @@ async def run(args) -> None:
               "join_s": [round(c.join_s, 4) for c in joined],
               "events": {k: sum(c.events[k] for c in clients) for k in ("hall.state", "hall.presence", "other")}}
     print(json.dumps({"result": result}), flush=True)
+    for task in beats:
+        task.cancel()
     await asyncio.gather(*(c.leave() for c in clients))
 
 
@@ -129,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--concurrency", type=int, default=50, help="connects in flight at once")
     parser.add_argument("--timeout", type=float, default=120.0, help="per connect and per join (s)")
+    parser.add_argument("--heartbeat", type=float, default=25.0, help="presence refresh every (s), as hall.js")
     parser.add_argument("--drain", type=float, default=5.0, help="wait for late deliveries after stop (s)")
     parser.add_argument("--max-run", type=float, default=1800.0, help="give up waiting for stop after (s)")
     asyncio.run(run(parser.parse_args(argv)))

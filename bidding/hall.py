@@ -176,16 +176,21 @@ class HallNamespace(Namespace):
             tender_id = _tender_id(data)
             org = data.get("organisation_id") if isinstance(data, dict) else None
             person, tender, access = self._access(tender_id, int(org) if str(org or "").isdigit() else None)
-            join_room(hall_room(tender_id))
-            with self._lock:
-                self._clients[request.sid]["halls"][tender_id] = access
+            # in the presence records first, so that the joining client's own snapshot lists it
             presence_store().add(tender_id, request.sid, {"role": access.role, "name": access.name,
                                                           "person_id": person.id})
-            state = hall_state(tender, access)
-            db.session.commit()
+            try:
+                state = hall_state(tender, access)
+                db.session.commit()
+            except Exception:
+                presence_store().remove(tender_id, request.sid)
+                raise
         except DomainError as exc:
             db.session.rollback()
             return _answer(exc)
+        join_room(hall_room(tender_id))
+        with self._lock:
+            self._clients[request.sid]["halls"][tender_id] = access
         self.emit("hall.state", state, room=request.sid)
         self.emit("hall.presence", presence_payload(tender), room=hall_room(tender_id))
         return {"ok": True, "role": access.role, "actions": sorted(access.actions)}

@@ -29,7 +29,7 @@ from bidding.receipts import epoch_ms
 from bidding.sealed_checks import lock_tender
 from bidding.sealed_models import Bid, BidderCommitment, BidUpload, TenderLog, UploadStatus
 from bidding.sealed_rules import lot_outcomes
-from bidding.services import tender_failed
+from bidding.services import lots_failed, tender_failed
 from core import audit
 from core.actor import Actor
 from core.clock import as_utc, now
@@ -123,6 +123,8 @@ def close_tender(actor: Actor, tender_id: int) -> str | None:
                  {"status": [old.value, target.value], "lots": log.closing["lots"]})
     if target == TenderStatus.FAILED:
         tender_failed.send(tender, actor=actor, at=at)
+    elif failed := sorted(code for code, v in log.closing["lots"].items() if not v["opened"]):
+        lots_failed.send(tender, actor=actor, at=at, lots=failed)
     publish("tender.closed", {"tender_id": tender.id, "status": target.value, "lots": log.closing["lots"],
                               "final_tree_size": log.closing["final_tree_size"]}, room=room("tender", tender.id))
     return target.value

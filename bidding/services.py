@@ -79,6 +79,9 @@ MAX_DOCUMENT_BYTES = 200 * 1024 * 1024
 _signals = Namespace()
 tender_cancelled = _signals.signal("tender-cancelled")
 tender_failed = _signals.signal("tender-failed")
+# Some lots failed at the deadline (fewer than three bids) while the tender opens its other lots:
+# ``lots_failed.send(tender, actor=actor, at=when, lots=[codes])`` (bidding.retender tells the tenderer).
+lots_failed = _signals.signal("lots-failed")
 
 
 def _organisation(org_id: int | None, field: str) -> Organisation | None:
@@ -360,4 +363,5 @@ def record_refused(actor: Actor, action: str, tender_id: int, summary: Mapping[s
 
 
 __all__ = ["RulesViolated", "add_document", "cancel_tender", "create_tender", "record_download",
-           "publish_tender", "record_refused", "rules_for", "tender_cancelled", "tender_failed", "update_tender"]
+           "lots_failed", "publish_tender", "record_refused", "rules_for", "tender_cancelled", "tender_failed",
+           "update_tender"]

@@ -11,6 +11,7 @@ from flask_babel import ngettext
 from flask_login import login_required
 from sqlalchemy import func, or_, select
 
+from bidding import retender as retenders
 from bidding.clarifications import amend_tender, answer_objection, answer_question
 from bidding.models import DecryptionMode, ObjectionStatus, ProcurementCategory, Regime, Tender, TenderStatus
 from bidding.queries import (
@@ -147,7 +148,8 @@ def _manage_page(tender: Tender, status: int = 200, **extra: Any):
                "pending_questions": pending_questions(tender),
                "pending_objections": [o for o in tender.objections if o.status == ObjectionStatus.PENDING],
                "document_kinds": DOCUMENT_KINDS, "server_now": now(), "error_for": None, "error": None,
-               "errors": {}, "values": {}}
+               "errors": {}, "values": {},
+               "failed_lots": retenders.failed_lots(tender), "retender": retenders.retender_of(tender)}
     context.update(extra)
     return render_template("bidding/manage.html", **context), status
 
@@ -290,3 +292,19 @@ def cancel(tender_id: int):
         return _manage_refused(exc, tender_id, "cancel")
     flash(_("Tender %(code)s is cancelled.", code=tender.code), "success")
     return redirect(url_for("tenders.detail", tender_id=tender.id))
+
+
+@bp.route("/tenders/<int:tender_id>/retender", methods=["POST"])
+@login_required
+def retender(tender_id: int):
+    """Re-tender (重新招标) the failed lots: a new draft with the same lots, settings and documents."""
+    tender = get_tender(tender_id, viewer_orgs())
+    actor = managing(tender, form_int("organisation_id"))
+    try:
+        new = retenders.retender(actor, tender)
+        db.session.commit()
+    except DomainError as exc:
+        return _manage_refused(exc, tender_id, "retender")
+    flash(_("Draft %(code)s re-tenders %(old)s: set its periods, check its documents, then publish it.",
+            code=new.code, old=tender.code), "success")
+    return redirect(url_for("tenders.manage", tender_id=new.id))

@@ -33,6 +33,7 @@ from core.identity.uscc import make as make_uscc
 from core.realtime import run_server
 from ebid.demo_bids import demo_secrets_note, prepare_demo_keys, submit_demo_bids
 from ebid.demo_guarantees import run_guarantees
+from ebid.demo_opening import deliver_reveals, demo_time, print_opening, run_opening
 
 DEMO_TENDER_CODE_PREFIX = "QDGGZY-DEMO"
 
@@ -134,9 +135,13 @@ def tender_notice_pdf(title: str, lines: list[str]) -> bytes:
     return buf.getvalue()
 
 
+def demo_tender() -> Tender | None:
+    return db.session.scalar(select(Tender).where(Tender.code.like(f"{DEMO_TENDER_CODE_PREFIX}%")))
+
+
 def seed_tender(result: DemoResult) -> None:
     """Draft, document and publish the demo tender; a bidder asks, the agency answers and amends."""
-    existing = db.session.scalar(select(Tender).where(Tender.code.like(f"{DEMO_TENDER_CODE_PREFIX}%")))
+    existing = demo_tender()
     if existing is not None:
         result.tender = existing
         return
@@ -156,7 +161,11 @@ def seed_tender(result: DemoResult) -> None:
         "bid_validity_days": 90, "decryption_mode": "bidder_then_custodians",
         "custodian_threshold": 2, "custodian_ids": custodians,
         "evaluation_method": {"method": "comprehensive", "benchmark": "trimmed_mean",
-                              "weights": {"price": 60, "technical": 30, "credit": 10}},
+                              "weights": {"price": 60, "technical": 30, "credit": 10},
+                              # B = trimmed mean × (1 − K), K drawn in public at the opening (DOMAIN §2.2)
+                              "downward_coefficient": "K",
+                              "random_parameters": {"K": ["0.0025", "0.0050", "0.0075", "0.0100", "0.0125",
+                                                          "0.0150"]}},
         "guarantee_policy": {"mode": "waived_sme"},  # cash or guarantee; SMEs may use the bond waiver
         "lots": [
             {"title": "第一标段:道路及排水工程", "estimated_price": Decimal("12800000.00"),
@@ -220,15 +229,23 @@ def print_summary(result: DemoResult, base_url: str) -> None:
 @click.option("--port", default=5000, show_default=True, type=int)
 @with_appcontext
 def demo_command(serve: bool, host: str, port: int) -> None:
-    """Seed a trading centre, its people and a published tender; then serve the site."""
+    """Seed a trading centre, its people and a tender; bid, guarantee and open it online; then serve the site."""
     result = DemoResult()
-    seed_identities(result)
-    prepare_demo_keys(result.people, result.orgs, result.created)  # custodians' certificates: needed to publish
-    seed_tender(result)
-    db.session.commit()
-    submit_demo_bids(result.tender, result.people, result.orgs, result.created)
-    market = run_guarantees(result, host=host, port=port)  # the issuers keep running while the site is served
+    with demo_time(demo_tender() is not None) as time:  # a first run starts in the past (ebid.demo_opening)
+        seed_identities(result)
+        prepare_demo_keys(result.people, result.orgs, result.created)  # custodians' certificates: needed to publish
+        seed_tender(result)
+        db.session.commit()
+        submit_demo_bids(result.tender, result.people, result.orgs, result.created)
+        market = run_guarantees(result, host=host, port=port)  # the issuers keep running while the site is served
+        try:
+            opened = run_opening(result, time)  # at the deadline; the clock is back at the present afterwards
+            deliver_reveals(host, port, opened)  # sealed guarantee letters, revealed after the opening
+        except BaseException:
+            market.stop()
+            raise
     print_summary(result, f"http://{host}:{port}")
+    print_opening(result, opened, f"http://{host}:{port}")
     click.echo(demo_secrets_note())
     try:
         if serve:

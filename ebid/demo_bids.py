@@ -54,6 +54,7 @@ KDF = 15  # demo keys only: quick to open, still scrypt
 CHUNK = 4 << 20
 BIDDERS = 5
 CUSTODIANS = 3
+OPENING_SIGNERS = ("agent@demo.ebid", "supervisor@demo.ebid")
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def _secret(name: str) -> str:
     return value
 
 
-def _unlocker(created: list[str]) -> Callable[[], platform_ca.PlatformCA]:
+def ca_unlocker(created: list[str]) -> Callable[[], platform_ca.PlatformCA]:
     """The CA, created (generated passphrase) or unlocked when a certificate is first needed."""
     cache: list[platform_ca.PlatformCA] = []
 
@@ -159,12 +160,14 @@ def ensure_certificate(person: Person, org: Organisation | None, ca: Callable[[]
 
 
 def prepare_demo_keys(people: dict[str, Person], orgs: dict[str, Organisation], created: list[str]) -> None:
-    """Certificates for the custodians (needed to publish) and the bidders (needed to sign their bids)."""
-    ca = _unlocker(created)
+    """Certificates for the custodians (needed to publish), the bidders (to sign bids), host and supervisor."""
+    ca = ca_unlocker(created)
     for i in range(1, CUSTODIANS + 1):
         ensure_certificate(people[f"custodian{i}@demo.ebid"], None, ca, created)
     for i in range(1, BIDDERS + 1):
         ensure_certificate(people[f"bidder{i}@demo.ebid"], orgs[f"bidder{i}"], ca, created)
+    for email in OPENING_SIGNERS:  # the opening's host and supervisor sign the opening record with these
+        ensure_certificate(people[email], None, ca, created)
     db.session.flush()
 
 
@@ -226,7 +229,7 @@ def submit_demo_bids(tender: Tender | None, people: dict[str, Person], orgs: dic
     """Each demo bidder seals and submits a bid for each lot; bidder 2 replaces one, bidder 5 withdraws one."""
     if tender is None or tender.status != TenderStatus.PUBLISHED or bidding.is_closed(tender):
         return
-    ca = _unlocker(created)
+    ca = ca_unlocker(created)
     for n in range(1, BIDDERS + 1):
         person, org = people[f"bidder{n}@demo.ebid"], orgs[f"bidder{n}"]
         key, cert = ensure_certificate(person, org, ca, created)

@@ -6,6 +6,7 @@ from flask import Flask
 
 import bidding
 import bidding.opening_tasks  # noqa: F401  (opening engine: advances openings every 5 s)
+import bidding.retender  # noqa: F401  (re-tender: tells the tenderer and agency when lots fail at the deadline)
 import bidding.tasks  # noqa: F401  (registers the deadline-closing task and its 10 s schedule)
 import core.audit  # noqa: F401
 import core.notifications  # noqa: F401

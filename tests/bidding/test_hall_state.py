@@ -167,3 +167,19 @@ def test_presence_stores_add_touch_remove_and_drop_stale_records():
         assert [e["name"] for e in store.entries(987654)] == ["A"]
         assert store.remove(987654, "s1") is True and store.remove(987654, "s1") is False
         assert store.entries(987654) == []
+
+
+@pytest.mark.skipif(not os.environ.get("EBID_TEST_REDIS_URL"), reason="needs EBID_TEST_REDIS_URL")
+def test_two_web_processes_see_one_room_through_redis():
+    import redis
+
+    url = os.environ["EBID_TEST_REDIS_URL"]
+    first, second = RedisPresence.from_url(url), RedisPresence.from_url(url)  # two processes, two connections
+    redis.Redis.from_url(url).delete(RedisPresence.key(987655))
+    first.add(987655, "sid-on-process-1", {"role": "bidder", "name": "A"})
+    second.add(987655, "sid-on-process-2", {"role": "supervisor", "name": "李"})
+    assert sorted(e["name"] for e in first.entries(987655)) == sorted(e["name"] for e in second.entries(987655)) \
+        == ["A", "李"]
+    assert second.remove(987655, "sid-on-process-1") is True  # a disconnect handled anywhere
+    assert [e["name"] for e in first.entries(987655)] == ["李"]
+    second.remove(987655, "sid-on-process-2")
