@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--database", default="bench_finalize_profile")
     parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--profile-step", default="finalize", choices=["create", "put", "finalize"])
+    parser.add_argument("--profile-step", default="finalize", choices=["create", "status", "put", "finalize"])
     parser.add_argument("--sort", default="cumulative")
     parser.add_argument("--show-sql", action="store_true", help="print the statements of the fifth bidder")
     args = parser.parse_args(argv)
@@ -65,9 +65,10 @@ def main(argv: list[str] | None = None) -> int:
 
         event.listen(engine, "before_cursor_execute", count)
         client = app.test_client()
-        times: dict[str, list[float]] = {"create": [], "put": [], "finalize": []}
-        cpu: dict[str, list[float]] = {"create": [], "put": [], "finalize": []}
-        stmts: dict[str, list[int]] = {"create": [], "put": [], "finalize": []}
+        steps = ("create", "status", "put", "finalize")
+        times: dict[str, list[float]] = {s: [] for s in steps}
+        cpu: dict[str, list[float]] = {s: [] for s in steps}
+        stmts: dict[str, list[int]] = {s: [] for s in steps}
         profiler = cProfile.Profile() if args.profile else None
 
         def step(name, fn):
@@ -94,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
                                                    json={"size": env_.size, "sha256": env_.sha256}, headers=headers))
             assert r.status_code == 201, r.get_json()
             uid = r.get_json()["id"]
+            r = step("status", lambda: client.get(f"/api/uploads/{uid}", headers=headers))
+            assert r.status_code == 200, r.get_json()
             if shown["on"]:
                 print("-- put")
             r = step("put", lambda: client.put(f"/api/uploads/{uid}?offset=0", data=body,

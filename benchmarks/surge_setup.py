@@ -68,7 +68,11 @@ class PgServer:
 def server_env(database_url: str, data_dir: Path) -> dict[str, str]:
     """The environment every ebid process of the run gets (no Redis: tasks in-process, as documented)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EBID_")}
-    env.update(EBID_DATABASE_URL=database_url, EBID_DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT))
+    env.update(EBID_DATABASE_URL=database_url, EBID_DATA_DIR=str(data_dir), PYTHONPATH=str(ROOT),
+               # 3 processes x (10 + 5) connections stay far below PostgreSQL's default max_connections (100),
+               # which the machine's other users share; threads beyond that wait for a pooled connection
+               EBID_DB_POOL_SIZE=os.environ.get("EBID_DB_POOL_SIZE", "10"),
+               EBID_DB_MAX_OVERFLOW=os.environ.get("EBID_DB_MAX_OVERFLOW", "5"))
     return env
 
 
