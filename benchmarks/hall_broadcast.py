@@ -9,8 +9,9 @@ one thread per websocket, so P x T must exceed the clients, default 4 x 300 for 
 (database 4 by default) as the message queue, ebid on PostgreSQL. ebid serves ``ebid.wsgi:app`` with
 its ``/hall`` namespace (token auth, join checked against the tender's bids, state on join, presence);
 the baseline serves ``hall_baseline_app:app`` (join only). Clients (``hall_load.py``, python-socketio
-AsyncClient over aiohttp, websocket only) connect round-robin over the P processes, 50 at a time,
-join (20 in flight at once), and then record each update's latency (receive time minus the emitter's timestamp in the payload).
+AsyncClient over aiohttp, websocket only, a heartbeat every 25 s as hall.js) connect round-robin over
+the P processes, 20 connects and joins in flight, and then record each update's latency (receive time
+minus the emitter's timestamp in the payload).
 The emitter sends each update through ebid's own path (``hall_events.emit`` + commit) or through a bare
 write-only emitter on the baseline's channel (``hall_setup.py``). Runs alternate ebid and baseline in
 pairs; medians over the pairs and the ratio ebid p99 / baseline p99 of each pair are printed.
@@ -189,12 +190,16 @@ def measure(args) -> dict:
                 pairs = []
                 for i in range(args.pairs):
                     order = ("ebid", "baseline") if i % 2 == 0 else ("baseline", "ebid")
+                    order = tuple(k for k in order if k in args.only)
                     pair = {}
                     print(f"\n{n} clients, pair {i + 1} ({order[0]} first)", flush=True)
                     for kind in order:
                         pair[kind] = hall.run(kind, n)
                         print_run(pair[kind])
                     pairs.append(pair)
+                if len(args.only) < 2:
+                    result["scales"].append({"clients": n, "pairs": pairs})
+                    continue
                 result["scales"].append(summarise(n, pairs))
                 s = result["scales"][-1]
                 print(f"{n} clients: median p99 ebid {_ms(s['median']['ebid']['p99'])} ms, baseline "
@@ -228,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--join-timeout", type=float, default=180.0, help="per connect and per join (s)")
     parser.add_argument("--join-concurrency", type=int, default=20, help="connects and joins in flight at once")
     parser.add_argument("--pairs", type=int, default=3)
+    parser.add_argument("--only", default="ebid,baseline", help="run only these (comma-separated); no ratio then")
     parser.add_argument("--quick", action="store_true", help="20 clients, 2 + 2 processes, 8 updates, 1 pair")
     parser.add_argument("--pg-url", default=os.environ.get("EBID_TEST_DATABASE_URL")
                         or "postgresql://postgres@127.0.0.1:5432/postgres", help="PostgreSQL server URL")
@@ -241,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.clients, args.procs, args.threads, args.updates, args.pairs, args.settle = "20", 2, 30, 8, 1, 1.0
     args.clients = [int(c) for c in str(args.clients).split(",") if c.strip()]
+    args.only = [k for k in args.only.split(",") if k in ("ebid", "baseline")]
     if not args.clients or min(args.clients) < 3 or args.procs * args.threads <= max(args.clients):
         parser.error("give at least 3 clients, and processes x threads above the number of clients")
     started = time.time()

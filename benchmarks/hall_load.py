@@ -73,7 +73,7 @@ class Client:
             await self.sio.connect(self.url, namespaces=[NAMESPACE], transports=["websocket"],
                                    auth={"token": self.token}, wait_timeout=timeout)
             self.connect_s = time.perf_counter() - start
-            answer = await self.sio.call("join", {"tender_id": self.tender_id}, namespace=NAMESPACE, timeout=timeout)
+            answer = await self._call_or_drop("join", {"tender_id": self.tender_id}, timeout)
             if not (isinstance(answer, dict) and answer.get("ok")):
                 self.error = f"join refused: {answer}"
             self.join_s = time.perf_counter() - start - self.connect_s
@@ -87,6 +87,16 @@ class Client:
             with contextlib.suppress(Exception):
                 await self.sio.emit("heartbeat", {}, namespace=NAMESPACE)
             await asyncio.sleep(every)
+
+    async def _call_or_drop(self, event: str, data: dict, timeout: float):
+        """``call`` that fails as soon as the connection drops (python-socketio would wait for the timeout)."""
+        call = asyncio.ensure_future(self.sio.call(event, data, namespace=NAMESPACE, timeout=timeout))
+        while not call.done():
+            await asyncio.wait([call], timeout=0.5)
+            if not call.done() and (self.disconnected_early or not self.sio.connected):
+                call.cancel()
+                raise ConnectionError("disconnected while waiting for the join's answer")
+        return call.result()
 
     async def leave(self) -> None:
         self.leaving = True

@@ -5,7 +5,8 @@ token as for the bids API; anyone else is refused. ``join`` (a tender id) is aut
 that tender (:func:`bidding.hall_state.hall_access`); the client then gets ``hall.state``, the full
 current state, and from then on the live events of the opening services (``hall.phase``,
 ``hall.board``, ``hall.checkin``, ``hall.announcement``, ``hall.draw``, ``hall.record``) and
-``hall.presence``. A reconnecting client joins again and so gets the current state again.
+``hall.presence``, coalesced per room (:mod:`bidding.hall_broadcast`). A reconnecting client joins again and
+so gets the current state again. Every join is answered, also when the platform fails (``platform_error``).
 
 Actions (``action`` event: check-in, the host's steps, a supervisor's agreement on a failure cause) are
 checked against the role held in the hall before the opening service (which checks again) runs;
@@ -19,12 +20,13 @@ import logging
 import threading
 from typing import Any
 
-from flask import request
+from flask import current_app, request
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_socketio import Namespace, SocketIO, join_room, leave_room
 
 from bidding import opening
+from bidding.hall_broadcast import DEFAULT_INTERVAL, PresenceBroadcaster
 from bidding.hall_events import NAMESPACE, hall_room
 from bidding.hall_queries import access_for, actor_in_hall, hall_state, presence_payload, presence_store
 from bidding.hall_state import (
@@ -47,6 +49,7 @@ from core.identity.tokens import InvalidToken, authenticate_api_token
 log = logging.getLogger(__name__)
 
 ENTER_RECORD = "enter_record"
+BROADCASTER = "ebid.hall_broadcaster"
 
 
 class HallRefused(Forbidden):
@@ -65,6 +68,13 @@ class SupervisorReadOnly(ReadOnly):
     code = "supervisor_read_only"
     default_message = _l("Supervisors watch the opening and agree on the causes of failed decryptions; "
                          "this step belongs to the host.")
+
+
+class PlatformFailure(DomainError):
+    status = 503
+    code = "platform_error"
+    default_message = _l("The step failed on the platform's side; try again, and tell the platform operator if it "
+                         "fails again.")
 
 
 class NotAtHall(ValidationFailed):
@@ -188,11 +198,16 @@ class HallNamespace(Namespace):
         except DomainError as exc:
             db.session.rollback()
             return _answer(exc)
+        except Exception:  # e.g. the database refuses a connection: the client still gets an answer
+            db.session.rollback()
+            log.exception("hall join failed")
+            return _answer(PlatformFailure(_l("Joining the hall failed on the platform's side; reload the page "
+                                              "in a moment, and tell the platform operator if it fails again.")))
         join_room(hall_room(tender_id))
         with self._lock:
             self._clients[request.sid]["halls"][tender_id] = access
         self.emit("hall.state", state, room=request.sid)
-        self.emit("hall.presence", presence_payload(tender), room=hall_room(tender_id))
+        self.broadcaster().mark(tender_id)
         return {"ok": True, "role": access.role, "actions": sorted(access.actions)}
 
     def on_leave(self, data: Any) -> dict[str, Any]:
@@ -209,9 +224,33 @@ class HallNamespace(Namespace):
 
     def _left(self, tender_id: int) -> None:
         if presence_store().remove(tender_id, request.sid):
+            self.broadcaster().mark(tender_id)
+
+    # --- presence broadcasts --------------------------------------------------------------------------
+
+    def broadcaster(self) -> PresenceBroadcaster:
+        """This app's presence broadcaster in this process (made on first use, with its timer)."""
+        app = current_app._get_current_object()
+        broadcaster = app.extensions.get(BROADCASTER)
+        if broadcaster is None:
+            with self._lock:
+                broadcaster = app.extensions.get(BROADCASTER)
+                if broadcaster is None:
+                    store = presence_store()
+                    broadcaster = PresenceBroadcaster(
+                        lambda tender_id: self._send_presence(app, tender_id),
+                        interval=float(app.config.get("EBID_HALL_PRESENCE_INTERVAL", DEFAULT_INTERVAL)),
+                        claim=store.claim, start_task=self.socketio.start_background_task)
+                    app.extensions[BROADCASTER] = broadcaster
+        return broadcaster
+
+    def _send_presence(self, app, tender_id: int) -> None:
+        """Send the room's presence list as it now is (from the timer, outside any request)."""
+        with app.app_context():
             tender = db.session.get(Tender, tender_id)
             if tender is not None:
-                self.emit("hall.presence", presence_payload(tender), room=hall_room(tender_id))
+                self.socketio.emit("hall.presence", presence_payload(tender), to=hall_room(tender_id),
+                                   namespace=self.namespace)
 
     def _joined(self, tender_id: int) -> Access:
         with self._lock:
@@ -263,7 +302,7 @@ class HallNamespace(Namespace):
         except Exception:
             db.session.rollback()
             log.exception("hall action failed")
-            return _answer(DomainError(_l("The step failed on the platform's side; try again, and tell the "
+            return _answer(PlatformFailure(_l("The step failed on the platform's side; try again, and tell the "
                                           "platform operator if it fails again.")))
         return {"ok": True}
 

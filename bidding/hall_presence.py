@@ -25,6 +25,7 @@ class Presence(Protocol):
     def touch(self, tender_id: int, sid: str) -> None: ...
     def remove(self, tender_id: int, sid: str) -> bool: ...
     def entries(self, tender_id: int) -> list[dict[str, Any]]: ...
+    def claim(self, tender_id: int, seconds: float) -> bool: ...
 
 
 class MemoryPresence:
@@ -57,6 +58,10 @@ class MemoryPresence:
                 del room[sid]
             return [dict(e) for e in room.values()]
 
+    def claim(self, tender_id: int, seconds: float) -> bool:
+        """Always this process's turn: there is no other process (the broadcaster spaces its own sends)."""
+        return True
+
 
 class RedisPresence:
     """Presence in Redis: one hash per tender, field = connection id, value = JSON record."""
@@ -74,6 +79,11 @@ class RedisPresence:
     @staticmethod
     def key(tender_id: int) -> str:
         return f"{KEY_PREFIX}{tender_id}"
+
+    def claim(self, tender_id: int, seconds: float) -> bool:
+        """Take the room's broadcast turn for ``seconds``: True for one process, False for the others meanwhile."""
+        turn = f"{KEY_PREFIX}turn:{tender_id}"
+        return bool(self._redis.set(turn, b"1", nx=True, px=max(int(seconds * 1000), 1)))
 
     def add(self, tender_id: int, sid: str, entry: dict[str, Any]) -> None:
         key = self.key(tender_id)

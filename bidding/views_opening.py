@@ -10,22 +10,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import render_template, request, url_for
+from cryptography.hazmat.primitives import serialization
+from flask import Response, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import select
 
+from bidding import opening, record_service
 from bidding.hall_queries import access_for
+from bidding.hall_record import record_panel
 from bidding.hall_state import BIDDER
 from bidding.models import Lot, Tender, TenderStatus
 from bidding.queries import get_tender
+from bidding.record_pdf import FIELD_OF_ROLE
 from bidding.sealed_models import Bid
 from bidding.view_support import bp, int_arg, viewer_orgs
 from core.clock import as_utc, now
 from core.db import db
 from core.errors import Forbidden
+from core.identity.ca import load_ca_certificate
 
 HALL_STATUSES = frozenset({TenderStatus.OPENING, TenderStatus.EVALUATION, TenderStatus.PUBLICITY,
                            TenderStatus.AWARDED, TenderStatus.FAILED})
@@ -77,6 +82,7 @@ def hall_strings() -> dict[str, str]:
         "method_bidder": _("decrypted with the bidder's key"),
         "method_custodians": _("decrypted by the key custodians"),
         "method_both": _("decrypted with both halves (double envelope)"),
+        "record_choose_pdf": _("Choose the signed PDF first."),
         "draw_seed": _("seed"), "draw_commitment": _("commitment"), "draw_pending": _("committed, not drawn yet"),
     }
 
@@ -94,11 +100,7 @@ def _own_bids(tender: Tender, organisation_id: int | None) -> list[dict[str, Any
 @login_required
 def hall(tender_id: int):
     """The opening hall of a tender: countdown, presence, the live board, announcements, draws, actions."""
-    tender = get_tender(tender_id, viewer_orgs())
-    access = access_for(tender, current_user._get_current_object(), int_arg(request.args.get("org")))
-    if access is None:
-        raise Forbidden(_("The opening hall of %(tender)s is open to the bidders with a bid in it, the tenderer's "
-                          "and agency's staff, the host and the supervisors.", tender=tender.code), code="hall_refused")
+    tender, access = _hall_access(tender_id)
     own = _own_bids(tender, access.organisation_id) if access.role == BIDDER else []
     parameters = sorted(((tender.evaluation_method or {}).get("random_parameters") or {}).keys())
     config = {
@@ -108,7 +110,46 @@ def hall(tender_id: int):
         "socketPath": "/socket.io", "parameters": parameters,
         "locale": "zh-CN" if getattr(get_locale(), "language", "zh") == "zh" else "en",
     }
-    return render_template("bidding/hall.html", tender=tender, access=access, hall_role=access.role,
+    panel = record_panel(tender, access.role, current_user.id, access.organisation_id)
+    db.session.commit()  # a confirmation window found due was closed
+    return render_template("bidding/hall.html", tender=tender, access=access,
                            acting_org=access.organisation_id, config=config, strings=hall_strings(),
                            own_bids=own, parameters=parameters,
-                           vendor=url_for("static", filename="vendor/socket.io/socket.io.min.js"))
+                           vendor=url_for("static", filename="vendor/socket.io/socket.io.min.js"), **panel)
+
+
+def _hall_access(tender_id: int):
+    tender = get_tender(tender_id, viewer_orgs())
+    access = access_for(tender, current_user._get_current_object(), int_arg(request.args.get("org")))
+    if access is None:
+        raise Forbidden(_("The opening hall of %(tender)s is open to the bidders with a bid in it, the tenderer's "
+                          "and agency's staff, the host and the supervisors.", tender=tender.code), code="hall_refused")
+    return tender, access
+
+
+@bp.route("/tenders/<int:tender_id>/hall/record")
+@login_required
+def hall_record(tender_id: int):
+    """The record part of the hall page alone (the page reloads it on every ``hall.record`` event)."""
+    tender, access = _hall_access(tender_id)
+    panel = record_panel(tender, access.role, current_user.id, access.organisation_id)
+    db.session.commit()
+    return render_template("bidding/record_part.html", **panel)
+
+
+@bp.route("/tenders/<int:tender_id>/hall/record/<any('revision.pdf', 'platform-ca.pem'):name>")
+@login_required
+def hall_record_file(tender_id: int, name: str):
+    """For the signers: the record's current revision to sign, and the platform CA certificate (--chain)."""
+    tender, _access = _hall_access(tender_id)
+    if name == "platform-ca.pem":
+        pem = load_ca_certificate().public_bytes(serialization.Encoding.PEM)
+        return Response(pem, mimetype="application/x-pem-file",
+                        headers={"Content-Disposition": 'attachment; filename="platform-ca.pem"'})
+    if opening.role_of(tender, current_user.id) not in FIELD_OF_ROLE:
+        raise Forbidden(_("Only the opening's host and supervisors sign the record."), code="not_a_signer")
+    record = record_service.tick(tender.id)
+    db.session.commit()
+    return Response(record_service.current_pdf(record), mimetype="application/pdf", headers={
+        "Content-Disposition": f'attachment; filename="opening-record-{tender.code}-v{record.version}.pdf"',
+        "X-Record-SHA256": record.pdf_sha256 or ""})

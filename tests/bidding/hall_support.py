@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from bidding import opening
+from bidding.hall import BROADCASTER
 from bidding.hall_events import NAMESPACE
 from bidding.hall_presence import KEY_PREFIX
 from bidding.models import Tender
@@ -136,11 +137,24 @@ def act(client, tender_id: int, action: str, **extra) -> dict[str, Any]:
                        callback=True)
 
 
+def flush_presence(app) -> list[int]:
+    """Send the marked rooms' presence now (the timer would within a second; see bidding/hall_broadcast.py)."""
+    broadcaster = app.extensions.get(BROADCASTER)
+    return broadcaster.flush(force=True) if broadcaster is not None else []
+
+
 @pytest.fixture
 def clean_presence(app, settings):
-    """Forget presence records of earlier tests (tender ids repeat on PostgreSQL; Redis outlives the test)."""
+    """Forget presence records of earlier tests (tender ids repeat on PostgreSQL; Redis outlives the test).
+
+    The presence timer is set to a long interval, so that only the test's own :func:`flush_presence` sends
+    presence (tests of the timer set a short one).
+    """
     def wipe():
         app.extensions.pop("ebid.hall_presence", None)
+        broadcaster = app.extensions.pop(BROADCASTER, None)
+        if broadcaster is not None:
+            broadcaster.stop()
         if settings.redis_url:
             import redis
 
@@ -149,5 +163,7 @@ def clean_presence(app, settings):
             if keys:
                 r.delete(*keys)
     wipe()
+    app.config["EBID_HALL_PRESENCE_INTERVAL"] = 600.0
     yield
     wipe()
+    app.config.pop("EBID_HALL_PRESENCE_INTERVAL", None)

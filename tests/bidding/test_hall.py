@@ -129,36 +129,3 @@ def test_a_reconnecting_client_gets_the_current_state_again(app, hall):
     assert state["countdown"]["kind"] == "decryption"
     assert state["countdown"]["end"] == (clock.now() + timedelta(minutes=30)).isoformat()
     assert [a["kind"] for a in state["announcements"]] == ["start"]
-
-
-def test_presence_follows_join_leave_and_disconnect(app, hall):
-    first, second = hall_client(app, hall.bidders[0].person), hall_client(app, hall.bidders[1].person)
-    join(first, hall.tender_id)
-    first.get_received(NAMESPACE)
-    join(second, hall.tender_id)
-    names = {p["name"] for p in events(first, "hall.presence")[-1]["presence"]}
-    assert names == {hall.bidders[0].org.name, hall.bidders[1].org.name}
-
-    second.emit("leave", {"tender_id": hall.tender_id}, namespace=NAMESPACE, callback=True)
-    assert [p["name"] for p in events(first, "hall.presence")[-1]["presence"]] == [hall.bidders[0].org.name]
-
-    host = hall_client(app, hall.host)
-    join(host, hall.tender_id)
-    assert {p["role"] for p in events(first, "hall.presence")[-1]["presence"]} == {"host", "bidder"}
-    host.disconnect(NAMESPACE)
-    assert [p["role"] for p in events(first, "hall.presence")[-1]["presence"]] == ["bidder"]
-
-
-def test_before_the_deadline_bidders_see_no_other_bidder(app, kit):
-    hall = build_hall(kit, clock, close=False)
-    first, second = hall_client(app, hall.bidders[0].person), hall_client(app, hall.bidders[1].person)
-    assert join(first, hall.tender_id)["ok"]
-    join(second, hall.tender_id)
-    state = events(second, "hall.state")[0]
-    assert state["phase"] == "waiting" and state["bidders_public"] is False
-    assert state["countdown"] == {"kind": "deadline", "end": hall.tender.bid_deadline_at.isoformat()}
-    assert state["presence"] == [] and state["board"] == [] and state["checkins"] == []
-    assert events(first, "hall.presence")[-1]["presence"] == []
-    host = hall_client(app, hall.host)
-    join(host, hall.tender_id)
-    assert [p["role"] for p in events(host, "hall.state")[0]["presence"]] == ["staff"]

@@ -65,3 +65,15 @@ def test_the_vendored_socket_io_client_is_served_with_its_licence(app):
     assert script.status_code == 200 and b"Socket.IO v4.8.4" in script.data
     assert client.get("/static/vendor/socket.io/LICENSE").status_code == 200
     db.session.rollback()
+
+
+def test_the_hall_page_carries_the_one_record_part_hidden_until_there_is_something_to_show(app, kit):
+    hall = build_hall(kit, clock)
+    html = login_client(app, hall.host).get(f"/tenders/{hall.tender_id}/hall").get_data(as_text=True)
+    assert html.count("data-record-panel") == 1 and "/static/hall/record.js" in html
+    part = re.search(r"<section[^>]*data-record-panel[^>]*>", html).group(0)
+    assert part.endswith("hidden>")  # check-in: no record, nothing to build yet
+    assert 'data-record-form="build"' not in html
+    fragment = login_client(app, hall.bidders[0].person).get(f"/tenders/{hall.tender_id}/hall/record")
+    assert fragment.status_code == 200 and "data-record-panel" in fragment.get_data(as_text=True)
+    assert "<html" not in fragment.get_data(as_text=True)  # the part alone, for record.js to swap in

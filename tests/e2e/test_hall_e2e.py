@@ -156,3 +156,27 @@ def test_two_bidders_and_a_supervisor_see_the_board_update_live(server, browser,
         shot(page, f"hall-04-{name}-two-decrypted")
     announcements = pages["supervisor"].locator("[data-announcements] li").all_inner_texts()
     assert announcements and any("30" in text for text in announcements)
+
+    # the opening record (开标记录): the last bid decrypted, the host builds the record in its page, bidder A
+    # confirms in its page, and bidder B and the supervisor see the record and A's confirmation arrive live
+    host = browser("hall-host").new_page()
+    _login(host, server, o.host)
+    host.goto(f"{server}/tenders/{o.tender.id}/hall")
+    host.wait_for_selector("#hall-app[data-connected=yes]")
+    opening_decrypt.submit_content_key(c.actor, o.tender.id, o.bid_of(c).public_id, o.content_key(c))
+    db.session.commit()
+    opening_process.process_pending(o.tender.id)
+    host.wait_for_selector("#hall-app[data-phase=decrypted]")
+    host.locator("[data-record-form=build] button").click()
+    for name, page in pages.items():
+        page.wait_for_selector("[data-record-panel][data-status=confirming]")
+        assert page.locator("[data-record-row]").count() == 3
+        assert (page.locator("[data-record-form=confirm]").count() == 1) is name.startswith("bidder")
+    assert o.prices[a.org.id] in pages["supervisor"].locator(f"[data-record-row='{a.org.uscc}']").inner_text()
+    shot(pages["bidder-a"], "hall-05-bidder-a-record")
+    bidder_a.locator("[data-record-form=confirm] button").click()
+    for page in pages.values():
+        page.locator(f"[data-record-responses] li[data-uscc='{a.org.uscc}'][data-response=confirmed]").wait_for()
+    assert bidder_a.locator("[data-record-form]").count() == 0  # a confirmation is final
+    assert pages["bidder-b"].locator("[data-record-form=confirm]").count() == 1
+    shot(pages["supervisor"], "hall-06-supervisor-sees-the-confirmation")

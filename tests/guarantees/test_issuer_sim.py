@@ -219,7 +219,7 @@ def test_release_sends_release_notify_once_and_a_later_claim_is_denied(start_sim
 
 
 def test_a_claim_is_paid_after_the_delay_and_the_registry_says_so(start_sim, fake_platform):
-    sim = start_sim(delay=0.3)
+    sim = start_sim(delay=2.0)  # long enough for the checks below to see the claim still waiting, under load
     result, pdf = issued(sim, fake_platform, "CLM")
     number = result.data["guarantee_no"]
     entry = registry(sim, number)
@@ -281,11 +281,19 @@ def test_a_sealed_letter_is_revealed_as_a_second_signed_revision(start_sim, fake
 # ------------------------------------------------------------------ callbacks when the platform is down
 
 
+def callback_jobs(sim: Sim, order_no: str) -> list[dict]:
+    """The order's callback jobs once the worker has recorded every answer (it does so after the reply)."""
+    def settled():
+        jobs = [j for j in sim.parts.store.jobs(order_no) if j["kind"] == "callback"]
+        return jobs if jobs and all(j["state"] != "pending" for j in jobs) else None
+    return wait_for(settled, what=f"the callback jobs of {order_no} to settle")
+
+
 def test_callbacks_are_retried_until_the_platform_answers(start_sim, fake_platform):
     sim = start_sim()
     fake_platform.answer_next = [503, 503, 500]
     issued(sim, fake_platform, "RETRY")
-    jobs = [j for j in sim.parts.store.jobs("RETRY") if j["kind"] == "callback"]
+    jobs = callback_jobs(sim, "RETRY")
     assert [j["state"] for j in jobs] == ["done", "done"]
     assert jobs[0]["attempts"] == 4 and "HTTP 500" in jobs[0]["last_error"]
 
@@ -295,7 +303,7 @@ def test_a_platform_409_is_not_retried(start_sim, fake_platform):
     fake_platform.answer_next = [409]
     sim.send(protocol.ORDER_APPLY, "REFUSED", order("REFUSED"))
     wait_for(lambda: fake_platform.got("REFUSED", protocol.LETTER), what="the letter")
-    jobs = [j for j in sim.parts.store.jobs("REFUSED") if j["kind"] == "callback"]
+    jobs = callback_jobs(sim, "REFUSED")
     assert [(j["state"], j["attempts"]) for j in jobs] == [("refused", 1), ("done", 1)]
 
 

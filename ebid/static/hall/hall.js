@@ -153,6 +153,7 @@ function applyState(state) {
   hall.announcements = state.announcements;
   hall.draws = new Map(state.draws.map((d) => [d.name, d]));
   render();
+  document.dispatchEvent(new CustomEvent("ebid:hall-state", { detail: { phase: state.phase } })); // record.js
 }
 
 // --- the connection --------------------------------------------------------------------------------
@@ -186,6 +187,7 @@ socket.on("hall.phase", (p) => {
   hall.refreshedAtZero = false;
   renderPhase();
   tick();
+  document.dispatchEvent(new CustomEvent("ebid:hall-phase", { detail: p })); // record.js shows the record part
 });
 socket.on("hall.checkin", (c) => {
   if (!hall.checkins.some((x) => x.organisation === c.organisation)) hall.checkins.push(c);
