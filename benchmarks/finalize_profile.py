@@ -71,12 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         stmts: dict[str, list[int]] = {s: [] for s in steps}
         profiler = cProfile.Profile() if args.profile else None
 
-        def step(name, fn):
+        def step(name, method, url, **kwargs):
             counter["n"] = 0
             t, c = time.perf_counter(), time.process_time()
             if profiler and name == args.profile_step:
                 profiler.enable()
-            resp = fn()
+            resp = getattr(client, method)(url, **kwargs)
             if profiler and name == args.profile_step:
                 profiler.disable()
             times[name].append(time.perf_counter() - t)
@@ -91,20 +91,20 @@ def main(argv: list[str] | None = None) -> int:
             body = env_.path.read_bytes()
             if shown["on"]:
                 print("-- create")
-            r = step("create", lambda: client.post(f"/api/tenders/{run.tender_id}/lots/{run.lot_id}/uploads",
-                                                   json={"size": env_.size, "sha256": env_.sha256}, headers=headers))
+            r = step("create", "post", f"/api/tenders/{run.tender_id}/lots/{run.lot_id}/uploads",
+                     json={"size": env_.size, "sha256": env_.sha256}, headers=headers)
             assert r.status_code == 201, r.get_json()
             uid = r.get_json()["id"]
-            r = step("status", lambda: client.get(f"/api/uploads/{uid}", headers=headers))
+            r = step("status", "get", f"/api/uploads/{uid}", headers=headers)
             assert r.status_code == 200, r.get_json()
             if shown["on"]:
                 print("-- put")
-            r = step("put", lambda: client.put(f"/api/uploads/{uid}?offset=0", data=body,
-                                               headers={**headers, "Content-Type": "application/octet-stream"}))
+            r = step("put", "put", f"/api/uploads/{uid}?offset=0", data=body,
+                     headers={**headers, "Content-Type": "application/octet-stream"})
             assert r.status_code == 200, r.get_json()
             if shown["on"]:
                 print("-- finalize")
-            r = step("finalize", lambda: client.post(f"/api/uploads/{uid}/finalize", headers=headers))
+            r = step("finalize", "post", f"/api/uploads/{uid}/finalize", headers=headers)
             assert r.status_code == 201, r.get_json()
         for name in times:
             t = times[name][3:]
