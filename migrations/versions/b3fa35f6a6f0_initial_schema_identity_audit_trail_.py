@@ -1,8 +1,8 @@
-"""initial schema: identity, audit trail, tenders, sealed bids, guarantees
+"""initial schema: identity, audit trail, tenders, sealed bids, guarantees, opening
 
-Revision ID: 5d793571fda4
+Revision ID: b3fa35f6a6f0
 Revises: 
-Create Date: 2026-11-26 19:10:33.230113
+Create Date: 2026-11-27 02:25:47.753401
 
 """
 from alembic import op
@@ -12,7 +12,7 @@ import core.db
 
 
 # revision identifiers, used by Alembic.
-revision = '5d793571fda4'
+revision = 'b3fa35f6a6f0'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -285,6 +285,29 @@ def upgrade():
     with op.batch_alter_table('document_downloads', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_document_downloads_tender_id'), ['tender_id'], unique=False)
 
+    op.create_table('guarantee_issuer_certificates',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('issuer_id', sa.Integer(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('api_base_url', sa.String(length=500), nullable=False),
+    sa.Column('message_cert_pem', sa.Text(), nullable=False),
+    sa.Column('letter_trust_root_pem', sa.Text(), nullable=False),
+    sa.Column('message_cert_sha256', sa.String(length=64), nullable=False),
+    sa.Column('trust_root_sha256', sa.String(length=64), nullable=False),
+    sa.Column('valid_from', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('valid_until', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('revoked', sa.Boolean(), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=False),
+    sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['created_by_id'], ['persons.id'], name=op.f('fk_guarantee_issuer_certificates_created_by_id_persons')),
+    sa.ForeignKeyConstraint(['issuer_id'], ['guarantee_issuers.id'], name=op.f('fk_guarantee_issuer_certificates_issuer_id_guarantee_issuers')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_guarantee_issuer_certificates')),
+    sa.UniqueConstraint('issuer_id', 'version', name=op.f('uq_guarantee_issuer_certificates_issuer_id_version'))
+    )
+    with op.batch_alter_table('guarantee_issuer_certificates', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_guarantee_issuer_certificates_issuer_id'), ['issuer_id'], unique=False)
+
     op.create_table('guarantee_products',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('issuer_id', sa.Integer(), nullable=False),
@@ -354,6 +377,58 @@ def upgrade():
     with op.batch_alter_table('objections', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_objections_tender_id'), ['tender_id'], unique=False)
 
+    op.create_table('opening_announcements',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('tender_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=40), nullable=False),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('params', sa.JSON(), nullable=False),
+    sa.Column('at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['tender_id'], ['tenders.id'], name=op.f('fk_opening_announcements_tender_id_tenders'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_opening_announcements'))
+    )
+    with op.batch_alter_table('opening_announcements', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_opening_announcements_tender_id'), ['tender_id'], unique=False)
+
+    op.create_table('opening_checkins',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('tender_id', sa.Integer(), nullable=False),
+    sa.Column('organisation_id', sa.Integer(), nullable=False),
+    sa.Column('person_id', sa.Integer(), nullable=False),
+    sa.Column('certificate_id', sa.Integer(), nullable=False),
+    sa.Column('at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('remote_addr', sa.String(length=64), nullable=True),
+    sa.ForeignKeyConstraint(['certificate_id'], ['certificates.id'], name=op.f('fk_opening_checkins_certificate_id_certificates')),
+    sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_opening_checkins_organisation_id_organisations')),
+    sa.ForeignKeyConstraint(['person_id'], ['persons.id'], name=op.f('fk_opening_checkins_person_id_persons')),
+    sa.ForeignKeyConstraint(['tender_id'], ['tenders.id'], name=op.f('fk_opening_checkins_tender_id_tenders'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_opening_checkins')),
+    sa.UniqueConstraint('tender_id', 'organisation_id', name=op.f('uq_opening_checkins_tender_id_organisation_id'))
+    )
+    with op.batch_alter_table('opening_checkins', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_opening_checkins_tender_id'), ['tender_id'], unique=False)
+
+    op.create_table('opening_draws',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('tender_id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=40), nullable=False),
+    sa.Column('choices', sa.JSON(), nullable=False),
+    sa.Column('commitment', sa.String(length=64), nullable=False),
+    sa.Column('commit_index', sa.Integer(), nullable=False),
+    sa.Column('committed_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('seed', sa.String(length=64), nullable=True),
+    sa.Column('result', sa.String(length=40), nullable=True),
+    sa.Column('reveal_index', sa.Integer(), nullable=True),
+    sa.Column('drawn_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('drawn_by_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['drawn_by_id'], ['persons.id'], name=op.f('fk_opening_draws_drawn_by_id_persons')),
+    sa.ForeignKeyConstraint(['tender_id'], ['tenders.id'], name=op.f('fk_opening_draws_tender_id_tenders'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_opening_draws')),
+    sa.UniqueConstraint('tender_id', 'name', name=op.f('uq_opening_draws_tender_id_name'))
+    )
+    with op.batch_alter_table('opening_draws', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_opening_draws_tender_id'), ['tender_id'], unique=False)
+
     op.create_table('opening_key_shares',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('tender_id', sa.Integer(), nullable=False),
@@ -363,6 +438,7 @@ def upgrade():
     sa.Column('threshold', sa.Integer(), nullable=False),
     sa.Column('count', sa.Integer(), nullable=False),
     sa.Column('encrypted_share', sa.LargeBinary(), nullable=False),
+    sa.Column('share_sha256', sa.String(length=64), nullable=True),
     sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['certificate_id'], ['certificates.id'], name=op.f('fk_opening_key_shares_certificate_id_certificates')),
     sa.ForeignKeyConstraint(['custodian_id'], ['persons.id'], name=op.f('fk_opening_key_shares_custodian_id_persons')),
@@ -373,6 +449,83 @@ def upgrade():
     )
     with op.batch_alter_table('opening_key_shares', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_opening_key_shares_tender_id'), ['tender_id'], unique=False)
+
+    op.create_table('opening_participants',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('tender_id', sa.Integer(), nullable=False),
+    sa.Column('person_id', sa.Integer(), nullable=False),
+    sa.Column('role', sa.Enum('host', 'supervisor', name='participantrole', native_enum=False, length=16), nullable=False),
+    sa.Column('named_by_id', sa.Integer(), nullable=False),
+    sa.Column('named_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['named_by_id'], ['persons.id'], name=op.f('fk_opening_participants_named_by_id_persons')),
+    sa.ForeignKeyConstraint(['person_id'], ['persons.id'], name=op.f('fk_opening_participants_person_id_persons')),
+    sa.ForeignKeyConstraint(['tender_id'], ['tenders.id'], name=op.f('fk_opening_participants_tender_id_tenders'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_opening_participants')),
+    sa.UniqueConstraint('tender_id', 'person_id', name=op.f('uq_opening_participants_tender_id_person_id'))
+    )
+    with op.batch_alter_table('opening_participants', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_opening_participants_tender_id'), ['tender_id'], unique=False)
+
+    op.create_table('opening_records',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('tender_id', sa.Integer(), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('status', sa.Enum('confirming', 'answering', 'signing', 'published', name='recordstatus', native_enum=False, length=16), nullable=False),
+    sa.Column('rows', sa.JSON(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('extras', sa.JSON(), nullable=False),
+    sa.Column('built_by_id', sa.Integer(), nullable=False),
+    sa.Column('built_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('window_minutes', sa.Integer(), nullable=False),
+    sa.Column('window_ends_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('window_closed_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('prepared_sha256', sa.String(length=64), nullable=True),
+    sa.Column('pdf_sha256', sa.String(length=64), nullable=True),
+    sa.Column('pdf_size', sa.Integer(), nullable=True),
+    sa.Column('host_certificate_id', sa.Integer(), nullable=True),
+    sa.Column('host_signed_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('supervisor_certificate_id', sa.Integer(), nullable=True),
+    sa.Column('supervisor_signed_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('published_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['built_by_id'], ['persons.id'], name=op.f('fk_opening_records_built_by_id_persons')),
+    sa.ForeignKeyConstraint(['host_certificate_id'], ['certificates.id'], name=op.f('fk_opening_records_host_certificate_id_certificates')),
+    sa.ForeignKeyConstraint(['supervisor_certificate_id'], ['certificates.id'], name=op.f('fk_opening_records_supervisor_certificate_id_certificates')),
+    sa.ForeignKeyConstraint(['tender_id'], ['tenders.id'], name=op.f('fk_opening_records_tender_id_tenders'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_opening_records')),
+    sa.UniqueConstraint('tender_id', name=op.f('uq_opening_records_tender_id'))
+    )
+    op.create_table('opening_sessions',
+    sa.Column('tender_id', sa.Integer(), nullable=False),
+    sa.Column('phase', sa.Enum('checkin', 'decrypting', 'decrypted', 'record', 'closed', name='openingphase', native_enum=False, length=16), nullable=False),
+    sa.Column('window_minutes', sa.Integer(), nullable=False),
+    sa.Column('decryption_started_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('decryption_deadline', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('started_by_id', sa.Integer(), nullable=True),
+    sa.Column('window_closed_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('key_rebuilt_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('decrypted_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('closed_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['started_by_id'], ['persons.id'], name=op.f('fk_opening_sessions_started_by_id_persons')),
+    sa.ForeignKeyConstraint(['tender_id'], ['tenders.id'], name=op.f('fk_opening_sessions_tender_id_tenders'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('tender_id', name=op.f('pk_opening_sessions'))
+    )
+    op.create_table('opening_share_releases',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('tender_id', sa.Integer(), nullable=False),
+    sa.Column('custodian_id', sa.Integer(), nullable=False),
+    sa.Column('share_index', sa.Integer(), nullable=False),
+    sa.Column('share', sa.LargeBinary(), nullable=True),
+    sa.Column('released_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('used', sa.Boolean(), nullable=False),
+    sa.ForeignKeyConstraint(['custodian_id'], ['persons.id'], name=op.f('fk_opening_share_releases_custodian_id_persons')),
+    sa.ForeignKeyConstraint(['tender_id'], ['tenders.id'], name=op.f('fk_opening_share_releases_tender_id_tenders'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_opening_share_releases')),
+    sa.UniqueConstraint('tender_id', 'custodian_id', name=op.f('uq_opening_share_releases_tender_id_custodian_id'))
+    )
+    with op.batch_alter_table('opening_share_releases', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_opening_share_releases_tender_id'), ['tender_id'], unique=False)
 
     op.create_table('questions',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -410,11 +563,28 @@ def upgrade():
     sa.Column('tender_id', sa.Integer(), nullable=False),
     sa.Column('log_id', sa.String(length=120), nullable=False),
     sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('frontier', sa.LargeBinary(), nullable=True),
     sa.Column('closed_at', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('closing', sa.JSON(), nullable=False),
     sa.ForeignKeyConstraint(['tender_id'], ['tenders.id'], name=op.f('fk_tender_logs_tender_id_tenders'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('tender_id', name=op.f('pk_tender_logs'))
     )
+    op.create_table('tender_retenders',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('original_id', sa.Integer(), nullable=False),
+    sa.Column('new_id', sa.Integer(), nullable=False),
+    sa.Column('lot_codes', sa.JSON(), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['created_by_id'], ['persons.id'], name=op.f('fk_tender_retenders_created_by_id_persons')),
+    sa.ForeignKeyConstraint(['new_id'], ['tenders.id'], name=op.f('fk_tender_retenders_new_id_tenders')),
+    sa.ForeignKeyConstraint(['original_id'], ['tenders.id'], name=op.f('fk_tender_retenders_original_id_tenders')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_tender_retenders')),
+    sa.UniqueConstraint('new_id', name=op.f('uq_tender_retenders_new_id'))
+    )
+    with op.batch_alter_table('tender_retenders', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_tender_retenders_original_id'), ['original_id'], unique=False)
+
     op.create_table('tree_heads',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('tender_id', sa.Integer(), nullable=False),
@@ -486,6 +656,27 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_guarantee_bond_waivers_created_at'), ['created_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_guarantee_bond_waivers_tender_id'), ['tender_id'], unique=False)
 
+    op.create_table('guarantee_cash_bonds',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('tender_id', sa.Integer(), nullable=False),
+    sa.Column('lot_id', sa.Integer(), nullable=False),
+    sa.Column('bidder_id', sa.Integer(), nullable=False),
+    sa.Column('amount', sa.Numeric(precision=18, scale=2), nullable=False),
+    sa.Column('reference', sa.String(length=100), nullable=False),
+    sa.Column('received_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('recorded_by_id', sa.Integer(), nullable=False),
+    sa.Column('recorded_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['bidder_id'], ['organisations.id'], name=op.f('fk_guarantee_cash_bonds_bidder_id_organisations')),
+    sa.ForeignKeyConstraint(['lot_id'], ['lots.id'], name=op.f('fk_guarantee_cash_bonds_lot_id_lots')),
+    sa.ForeignKeyConstraint(['recorded_by_id'], ['persons.id'], name=op.f('fk_guarantee_cash_bonds_recorded_by_id_persons')),
+    sa.ForeignKeyConstraint(['tender_id'], ['tenders.id'], name=op.f('fk_guarantee_cash_bonds_tender_id_tenders')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_guarantee_cash_bonds')),
+    sa.UniqueConstraint('lot_id', 'bidder_id', name=op.f('uq_guarantee_cash_bonds_lot_id_bidder_id'))
+    )
+    with op.batch_alter_table('guarantee_cash_bonds', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_guarantee_cash_bonds_bidder_id'), ['bidder_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_guarantee_cash_bonds_tender_id'), ['tender_id'], unique=False)
+
     op.create_table('guarantee_product_rates',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('product_id', sa.Integer(), nullable=False),
@@ -500,6 +691,45 @@ def upgrade():
     )
     with op.batch_alter_table('guarantee_product_rates', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_guarantee_product_rates_product_id'), ['product_id'], unique=False)
+
+    op.create_table('opening_record_confirmations',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('record_id', sa.Integer(), nullable=False),
+    sa.Column('organisation_id', sa.Integer(), nullable=False),
+    sa.Column('person_id', sa.Integer(), nullable=True),
+    sa.Column('kind', sa.Enum('confirmed', 'objected', 'silent', name='responsekind', native_enum=False, length=16), nullable=False),
+    sa.Column('rows_sha256', sa.String(length=64), nullable=False),
+    sa.Column('at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_opening_record_confirmations_organisation_id_organisations')),
+    sa.ForeignKeyConstraint(['person_id'], ['persons.id'], name=op.f('fk_opening_record_confirmations_person_id_persons')),
+    sa.ForeignKeyConstraint(['record_id'], ['opening_records.id'], name=op.f('fk_opening_record_confirmations_record_id_opening_records'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_opening_record_confirmations')),
+    sa.UniqueConstraint('record_id', 'organisation_id', name=op.f('uq_opening_record_confirmations_record_id_organisation_id'))
+    )
+    with op.batch_alter_table('opening_record_confirmations', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_opening_record_confirmations_record_id'), ['record_id'], unique=False)
+
+    op.create_table('opening_record_objections',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('record_id', sa.Integer(), nullable=False),
+    sa.Column('organisation_id', sa.Integer(), nullable=False),
+    sa.Column('person_id', sa.Integer(), nullable=False),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('attachment_name', sa.String(length=200), nullable=True),
+    sa.Column('attachment_sha256', sa.String(length=64), nullable=True),
+    sa.Column('attachment_size', sa.Integer(), nullable=True),
+    sa.Column('raised_at', core.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('answer', sa.Text(), nullable=True),
+    sa.Column('answered_by_id', sa.Integer(), nullable=True),
+    sa.Column('answered_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['answered_by_id'], ['persons.id'], name=op.f('fk_opening_record_objections_answered_by_id_persons')),
+    sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_opening_record_objections_organisation_id_organisations')),
+    sa.ForeignKeyConstraint(['person_id'], ['persons.id'], name=op.f('fk_opening_record_objections_person_id_persons')),
+    sa.ForeignKeyConstraint(['record_id'], ['opening_records.id'], name=op.f('fk_opening_record_objections_record_id_opening_records'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_opening_record_objections'))
+    )
+    with op.batch_alter_table('opening_record_objections', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_opening_record_objections_record_id'), ['record_id'], unique=False)
 
     op.create_table('tender_documents',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -521,6 +751,44 @@ def upgrade():
     )
     with op.batch_alter_table('tender_documents', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_tender_documents_tender_id'), ['tender_id'], unique=False)
+
+    op.create_table('bid_openings',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('tender_id', sa.Integer(), nullable=False),
+    sa.Column('bid_id', sa.Integer(), nullable=False),
+    sa.Column('lot_id', sa.Integer(), nullable=False),
+    sa.Column('organisation_id', sa.Integer(), nullable=False),
+    sa.Column('status', sa.Enum('pending', 'decrypted', 'failed', name='bidopeningstatus', native_enum=False, length=16), nullable=False),
+    sa.Column('method', sa.Enum('bidder', 'custodians', 'both', name='decryptmethod', native_enum=False, length=16), nullable=True),
+    sa.Column('pending_key', sa.LargeBinary(), nullable=True),
+    sa.Column('pending_method', sa.Enum('bidder', 'custodians', 'both', name='decryptmethod', native_enum=False, length=16), nullable=True),
+    sa.Column('bidder_part', sa.LargeBinary(), nullable=True),
+    sa.Column('tender_part', sa.LargeBinary(), nullable=True),
+    sa.Column('key_sent_by_id', sa.Integer(), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('failed_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('failure_cause', sa.Enum('bidder', 'platform', 'ca', 'network', 'unknown', name='failurecause', native_enum=False, length=16), nullable=True),
+    sa.Column('failure_reason', sa.Text(), nullable=True),
+    sa.Column('failure_evidence', sa.Text(), nullable=True),
+    sa.Column('cause_votes', sa.JSON(), nullable=False),
+    sa.Column('cause_decided_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('legal_outcome', sa.Enum('revoked', 'withdrawn', name='legaloutcome', native_enum=False, length=16), nullable=True),
+    sa.Column('plaintext_sha256', sa.String(length=64), nullable=True),
+    sa.Column('plaintext_size', sa.Integer(), nullable=True),
+    sa.Column('form', sa.JSON(), nullable=True),
+    sa.Column('decrypted_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['bid_id'], ['bids.id'], name=op.f('fk_bid_openings_bid_id_bids')),
+    sa.ForeignKeyConstraint(['key_sent_by_id'], ['persons.id'], name=op.f('fk_bid_openings_key_sent_by_id_persons')),
+    sa.ForeignKeyConstraint(['lot_id'], ['lots.id'], name=op.f('fk_bid_openings_lot_id_lots')),
+    sa.ForeignKeyConstraint(['organisation_id'], ['organisations.id'], name=op.f('fk_bid_openings_organisation_id_organisations')),
+    sa.ForeignKeyConstraint(['tender_id'], ['tenders.id'], name=op.f('fk_bid_openings_tender_id_tenders'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_bid_openings')),
+    sa.UniqueConstraint('bid_id', name=op.f('uq_bid_openings_bid_id'))
+    )
+    with op.batch_alter_table('bid_openings', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_bid_openings_status'), ['status'], unique=False)
+        batch_op.create_index(batch_op.f('ix_bid_openings_tender_id'), ['tender_id'], unique=False)
 
     op.create_table('bid_uploads',
     sa.Column('id', sa.String(length=32), nullable=False),
@@ -586,6 +854,7 @@ def upgrade():
     sa.Column('release_overdue_flagged_at', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('cancelled_at', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('closed_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('close_reason', sa.String(length=40), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('next_attempt_at', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_error', sa.String(length=500), nullable=True),
@@ -720,14 +989,32 @@ def downgrade():
         batch_op.drop_index('ix_bid_uploads_open')
 
     op.drop_table('bid_uploads')
+    with op.batch_alter_table('bid_openings', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_bid_openings_tender_id'))
+        batch_op.drop_index(batch_op.f('ix_bid_openings_status'))
+
+    op.drop_table('bid_openings')
     with op.batch_alter_table('tender_documents', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_tender_documents_tender_id'))
 
     op.drop_table('tender_documents')
+    with op.batch_alter_table('opening_record_objections', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_opening_record_objections_record_id'))
+
+    op.drop_table('opening_record_objections')
+    with op.batch_alter_table('opening_record_confirmations', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_opening_record_confirmations_record_id'))
+
+    op.drop_table('opening_record_confirmations')
     with op.batch_alter_table('guarantee_product_rates', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_guarantee_product_rates_product_id'))
 
     op.drop_table('guarantee_product_rates')
+    with op.batch_alter_table('guarantee_cash_bonds', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_guarantee_cash_bonds_tender_id'))
+        batch_op.drop_index(batch_op.f('ix_guarantee_cash_bonds_bidder_id'))
+
+    op.drop_table('guarantee_cash_bonds')
     with op.batch_alter_table('guarantee_bond_waivers', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_guarantee_bond_waivers_tender_id'))
         batch_op.drop_index(batch_op.f('ix_guarantee_bond_waivers_created_at'))
@@ -744,6 +1031,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_tree_heads_tender_id'))
 
     op.drop_table('tree_heads')
+    with op.batch_alter_table('tender_retenders', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_tender_retenders_original_id'))
+
+    op.drop_table('tender_retenders')
     op.drop_table('tender_logs')
     with op.batch_alter_table('tender_custodians', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_tender_custodians_tender_id'))
@@ -753,10 +1044,32 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_questions_tender_id'))
 
     op.drop_table('questions')
+    with op.batch_alter_table('opening_share_releases', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_opening_share_releases_tender_id'))
+
+    op.drop_table('opening_share_releases')
+    op.drop_table('opening_sessions')
+    op.drop_table('opening_records')
+    with op.batch_alter_table('opening_participants', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_opening_participants_tender_id'))
+
+    op.drop_table('opening_participants')
     with op.batch_alter_table('opening_key_shares', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_opening_key_shares_tender_id'))
 
     op.drop_table('opening_key_shares')
+    with op.batch_alter_table('opening_draws', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_opening_draws_tender_id'))
+
+    op.drop_table('opening_draws')
+    with op.batch_alter_table('opening_checkins', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_opening_checkins_tender_id'))
+
+    op.drop_table('opening_checkins')
+    with op.batch_alter_table('opening_announcements', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_opening_announcements_tender_id'))
+
+    op.drop_table('opening_announcements')
     with op.batch_alter_table('objections', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_objections_tender_id'))
 
@@ -770,6 +1083,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_guarantee_products_issuer_id'))
 
     op.drop_table('guarantee_products')
+    with op.batch_alter_table('guarantee_issuer_certificates', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_guarantee_issuer_certificates_issuer_id'))
+
+    op.drop_table('guarantee_issuer_certificates')
     with op.batch_alter_table('document_downloads', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_document_downloads_tender_id'))
 
