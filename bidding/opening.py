@@ -16,6 +16,7 @@ from typing import Any
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
+from sqlalchemy.orm import contains_eager, selectinload
 
 from bidding import hall_events
 from bidding.errors import NotABidder, TransitionRefused
@@ -311,7 +312,9 @@ def board_row(row: BidOpening) -> dict[str, Any]:
 
 
 def opened_bids(tender_id: int) -> list[BidOpening]:
+    """The tender's bids in opening order, with their lot and bidder loaded (three queries for any count)."""
     stmt = (select(BidOpening).join(Lot, Lot.id == BidOpening.lot_id).where(BidOpening.tender_id == tender_id)
+            .options(contains_eager(BidOpening.lot), selectinload(BidOpening.organisation))
             .order_by(Lot.number, BidOpening.id))
     return list(db.session.scalars(stmt))
 

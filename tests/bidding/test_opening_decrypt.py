@@ -210,3 +210,21 @@ def test_window_range(minutes, ok):
     else:
         with pytest.raises(Exception, match="decryption window"):
             opening.check_window(minutes)
+
+
+@pytest.mark.parametrize("bids", [3, 6])
+def test_board_query_count_does_not_grow_with_the_bids(make_opening, bids):
+    """The board is sent to every hall client on each change: its queries must not be one per bid."""
+    from sqlalchemy import event
+    o = make_opening(bids)
+    db.session.expunge_all()
+    statements = []
+    engine = db.engine
+    listener = lambda *_args: statements.append(1)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        rows = opening.board(db.session.get(type(o.tender), o.tender.id))
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert len(rows) == bids and {r["bidder"] for r in rows} == {b.org.name for b in o.bidders}
+    assert len(statements) <= 4, f"{len(statements)} statements for {bids} bids"
