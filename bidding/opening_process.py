@@ -121,8 +121,22 @@ def decrypt_one(row: BidOpening) -> None:
     hall_events.emit(tender.id, "hall.board", board_row(row))
 
 
+def _locked_session(tender_id: int) -> OpeningSession | None:
+    """The tender's opening session, re-read under a write lock held to the end of this transaction.
+
+    Two workers finishing the last bids at once would otherwise both move the phase on (and the second
+    would fail on the row's version): the lock makes the second wait and then see the phase already moved.
+    """
+    stmt = select(OpeningSession).where(OpeningSession.tender_id == tender_id).execution_options(
+        populate_existing=True)
+    if db.engine.dialect.name == "postgresql":
+        return db.session.scalars(stmt.with_for_update()).first()
+    db.session.execute(text("UPDATE opening_sessions SET phase = phase WHERE tender_id = :t"), {"t": tender_id})
+    return db.session.scalars(stmt).first()
+
+
 def _finish_if_done(tender_id: int) -> None:
-    session = db.session.get(OpeningSession, tender_id, populate_existing=True)
+    session = _locked_session(tender_id)
     if session is None or session.phase != OpeningPhase.DECRYPTING:
         return
     pending = db.session.scalar(select(BidOpening.id).where(BidOpening.tender_id == tender_id,
