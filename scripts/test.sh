@@ -15,7 +15,8 @@ if ! { command -v pdfsig && command -v certutil; } >/dev/null 2>&1 && [ "$(id -u
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils libnss3-tools >/dev/null
 fi
 if ! fc-list 2>/dev/null | grep -qi "wenquanyi\|noto.*cjk" && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-zenhei >/dev/null || true
+  echo "== installing a CJK font (WenQuanYi Zen Hei) for the rendered-page tests"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-zenhei >/dev/null; } || true
 fi
 
 echo "== ruff"
@@ -23,11 +24,17 @@ ruff check .
 echo "== import-linter"
 lint-imports
 
+# Two workers (pytest-xdist): each has its own SQLite files, PostgreSQL database and Redis db
+# (tests/conftest.py). EBID_TEST_WORKERS=0 runs in one process.
+WORKERS=${EBID_TEST_WORKERS:-2}
+XDIST=()
+if [ "$WORKERS" != 0 ]; then XDIST=(-n "$WORKERS"); fi
+
 echo "== tests on SQLite"
-env -u EBID_TEST_DATABASE_URL -u EBID_TEST_REDIS_URL python -m pytest "$@"
+env -u EBID_TEST_DATABASE_URL -u EBID_TEST_REDIS_URL python -m pytest "${XDIST[@]}" "$@"
 
 echo "== tests on PostgreSQL + Redis"
 bash scripts/services.sh
 export EBID_TEST_DATABASE_URL=${EBID_TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test}
 export EBID_TEST_REDIS_URL=${EBID_TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
-python -m pytest "$@"
+python -m pytest "${XDIST[@]}" "$@"
