@@ -2,7 +2,7 @@
 
 Steps of DOMAIN §5: the tenderer or agency names the host (主持人) and supervisors (监督人); bidders
 check in (签到) with a valid certificate; the host starts the decryption window; bids are decrypted
-(:mod:`bidding.opening_decrypt`); the record follows (helper C's :mod:`bidding.opening_record`). The host acts only
+(:mod:`bidding.opening_decrypt`); the record follows (:mod:`bidding.opening_record`). The host acts only
 through these functions; supervisors only read, and agree on failure causes. Every change is audited
 and announced to the hall (:mod:`bidding.hall_events`). Nobody sees any bid content before its
 decryption succeeded: :func:`board` gives the opening-form data only for decrypted bids.

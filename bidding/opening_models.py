@@ -30,7 +30,7 @@ class OpeningPhase(enum.StrEnum):
     CHECKIN = "checkin"          # 签到: before the host starts decryption
     DECRYPTING = "decrypting"    # 解密: the decryption window runs
     DECRYPTED = "decrypted"      # every bid decrypted or failed (causes may still be undecided)
-    RECORD = "record"            # 唱标 / 开标记录 (helper C's record)
+    RECORD = "record"  # 唱标 / 开标记录
     CLOSED = "closed"            # record signed and published; hand-off to evaluation
 
 

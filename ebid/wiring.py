@@ -46,8 +46,8 @@ def register(app: Flask, settings: Settings) -> None:
     api.register_blueprint(tenders_api, name="tenders_api")  # "tenders" is the HTML pages' blueprint
     api.register_blueprint(ocds_bp)
     api.register_blueprint(bids_api, name="bids_api")
-    api.register_blueprint(opening_api, name="opening_api")  # online opening engine (helper A)
-    api.register_blueprint(record_api, name="record_api")  # the opening record (helper C)
+    api.register_blueprint(opening_api, name="opening_api")  # online opening engine
+    api.register_blueprint(record_api, name="record_api")  # the opening record
     app.before_request(close_due_on_request)  # deadlines close on every request, not only when beat runs
     api.register_blueprint(guarantees_api, name="guarantees_api")
     exempt_guarantee_callbacks()

@@ -354,7 +354,7 @@ def main() -> None:
     client_cli(prog_name="ebid client")
 
 
-# --- online opening (helper A): check-in, decrypt, release-share ------------------------------------------------
+# --- online opening: check-in, decrypt, release-share ------------------------------------------------
 
 def _load_key(key_path: Path, passphrase_file: Path | None) -> Any:
     try:
@@ -417,7 +417,7 @@ def release_share_command(tender_id: int, key_path: Path, passphrase_file: Path 
                  released=result["released"], threshold=result["threshold"]))
 
 
-# --- the opening record (开标记录): host and supervisors sign it (helper C) ---------------------------------
+# --- the opening record (开标记录): host and supervisors sign it ------------------------------------------
 from ebid.client.record import record_cli  # noqa: E402
 
 client_cli.add_command(record_cli)
