@@ -28,6 +28,7 @@ from bidding.models import Tender, TenderStatus
 from bidding.opening import announce, board_row, ensure_session, get_session, phase_payload
 from bidding.opening_decrypt import close_window, mark_failed
 from bidding.opening_models import BidOpening, BidOpeningStatus, OpeningPhase, OpeningSession
+from bidding.sealed_checks import lock_tender
 from bidding.sealed_models import Bid
 from core import audit
 from core.actor import Actor
@@ -176,9 +177,10 @@ def _active_tender_ids() -> list[int]:
 def advance(actor: Actor, tender_id: int) -> int:
     """One tender: create its session, end its window when due, decrypt what is queued; return bids decrypted."""
     db.session.commit()
-    tender = db.session.get(Tender, tender_id)
     if get_session(tender_id) is None:
-        ensure_session(tender)
+        db.session.commit()
+        # the tender's row lock first: a second worker (or a second beat) waits here, then finds the session
+        ensure_session(lock_tender(tender_id))
         db.session.commit()
     session = get_session(tender_id)
     if session.phase == OpeningPhase.DECRYPTING and session.window_closed_at is None \

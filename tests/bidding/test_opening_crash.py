@@ -124,3 +124,44 @@ def test_two_workers_decrypt_each_bid_once(make_opening, app):
         t.join()
     assert sum(done) == 4
     assert _outcome(o)[1] == 4
+
+
+def test_two_beats_at_the_deadline_make_one_opening(kit, tmp_path, frozen, app):
+    """Two beat processes (or workers) advance the same due tender at once: one session, one row per bid."""
+    from bidding.opening_models import BidOpening, OpeningSession
+    from bidding.tasks import close_due_tenders
+    from core.actor import Actor
+    from tests.bidding.opening_support import bid_zip
+    from tests.bidding.sealed_support import lot_of, past_deadline, submit
+
+    tender = kit.tender(mode="bidder", custodians=0)
+    lot = lot_of(tender)
+    for i in range(3):
+        b = kit.bidder()
+        sealed = kit.seal(tender, lot, b, plaintext=bid_zip(tmp_path, lot.code, f"{900000 + i}.00", f"t{i}"))
+        assert submit(b.client, tender, lot, sealed).status_code == 201
+    past_deadline(tender, frozen)
+    close_due_tenders()
+    db.session.commit()
+    tender_id = tender.id
+    assert opening.get_session(tender_id) is None
+    barrier, results, errors = threading.Barrier(2), [], []
+
+    def beat():
+        with app.app_context():
+            try:
+                barrier.wait()
+                results.append(opening_process.advance_all(Actor.system("opening")))
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+            finally:
+                db.session.remove()
+    threads = [threading.Thread(target=beat) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and results == [{tender_id: 0}, {tender_id: 0}]
+    db.session.expire_all()
+    assert len(db.session.scalars(select(OpeningSession).where(OpeningSession.tender_id == tender_id)).all()) == 1
+    assert len(db.session.scalars(select(BidOpening).where(BidOpening.tender_id == tender_id)).all()) == 3
