@@ -11,6 +11,7 @@ from typing import Any
 from flask import current_app
 from flask_babel import gettext
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from bidding import opening, opening_process
 from bidding.hall_presence import MemoryPresence, Presence, RedisPresence
@@ -115,7 +116,8 @@ def window_over(phase: str, deadline, closed_at) -> bool:
 
 
 def _checkins(tender_id: int) -> list[dict[str, Any]]:
-    rows = db.session.scalars(select(CheckIn).where(CheckIn.tender_id == tender_id).order_by(CheckIn.at, CheckIn.id))
+    rows = db.session.scalars(select(CheckIn).where(CheckIn.tender_id == tender_id)
+                              .options(selectinload(CheckIn.organisation)).order_by(CheckIn.at, CheckIn.id))
     return [{"organisation_id": r.organisation_id, "organisation": r.organisation.name,
              "at": as_utc(r.at).isoformat()} for r in rows]
 

@@ -107,6 +107,7 @@ def role_of(tender: Tender | int, person_id: int | None) -> str | None:
 
 def participants(tender_id: int) -> list[OpeningParticipant]:
     return list(db.session.scalars(select(OpeningParticipant).where(OpeningParticipant.tender_id == tender_id)
+                                   .options(selectinload(OpeningParticipant.person))
                                    .order_by(OpeningParticipant.role, OpeningParticipant.id)))
 
 

@@ -86,3 +86,33 @@ def test_asking_for_the_state_after_the_window_ends_processes_its_end(app, make_
     [state] = events(client, "hall.state")
     assert state["phase"] == "decrypted" and state["countdown"] is None
     assert sorted(row["status"] for row in state["board"]) == ["decrypted", "failed", "failed"]
+
+
+@pytest.mark.parametrize("bidders", [3, 6])
+def test_join_state_query_count_does_not_grow_with_the_bidders(app, make_opening, bidders):
+    """Every bidder joins at the opening minute: building one's state must not cost a query per bidder."""
+    from sqlalchemy import event
+
+    from bidding.hall_queries import access_for, hall_state
+    o = make_opening(bidders, mode="bidder", custodians=0)
+    for b in o.bidders:
+        opening.check_in(b.actor, o.tender.id, remote_addr="203.0.113.9")
+    db.session.commit()
+    opening.start_decryption(o.host_actor, o.tender.id)
+    db.session.commit()
+    for b in o.bidders:
+        _send_key(o, b)
+    person_id, tender_id = o.bidders[0].person.id, o.tender.id
+    db.session.expunge_all()
+    statements: list[str] = []
+    listener = lambda _c, _cur, statement, *_a: statements.append(statement)  # noqa: E731
+    event.listen(db.engine, "before_cursor_execute", listener)
+    try:
+        from bidding.models import Tender
+        from core.identity.models import Person
+        person, tender = db.session.get(Person, person_id), db.session.get(Tender, tender_id)
+        state = hall_state(tender, access_for(tender, person))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listener)
+    assert len(state["board"]) == bidders and len(state["checkins"]) == bidders
+    assert len(statements) <= 16, f"{len(statements)} statements for {bidders} bidders:\n" + "\n".join(" ".join(s.split())[:110] for s in statements)
