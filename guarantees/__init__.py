@@ -10,6 +10,7 @@ from guarantees import models, protocol
 from guarantees.callbacks import Outcome, receive_callback
 from guarantees.claims import claims_for, file_claim, require_beneficiary
 from guarantees.figures import Figures, Period, collect, parse_period, write_csv
+from guarantees.issuer_admin import admit_new_issuer, change_issuer_details, rename_issuer
 from guarantees.keys import platform_certificate_pem, platform_id
 from guarantees.lifecycle import OrderState
 from guarantees.opening import check_for_opening
@@ -53,11 +54,12 @@ figures_for = collect
 __all__ = [
     "BondMode", "Expectation", "Figures", "Form", "Offer", "OrderState", "Outcome", "Period", "Progress",
     "ReleaseReason", "Requirement", "Unavailable", "VerificationReport", "add_product", "admit_issuer",
-    "apply_for_guarantee", "bind_to_bid", "bond_requirement", "cancel_order", "check_for_opening", "claims_for",
-    "figures_for", "file_claim", "issuer_by_code", "live_order", "models", "offers", "order_by_no",
-    "order_progress", "orders_for_tender", "orders_of", "parse_period", "platform_certificate_pem", "platform_id",
-    "policy_in_force", "premium", "product_availability", "protocol", "rate_in_force", "receive_callback",
-    "release", "release_for_tender", "require_beneficiary", "requirement_for", "retry_failed", "set_issuer_admission",
-    "set_product_active", "set_product_rate", "set_rate_policy", "unavailable_products", "update_issuer", "use_waiver",
-    "verify_letter", "verify_stored_letter", "write_csv",
+    "admit_new_issuer", "apply_for_guarantee", "bind_to_bid", "bond_requirement", "cancel_order",
+    "change_issuer_details", "check_for_opening", "claims_for", "figures_for", "file_claim", "issuer_by_code",
+    "live_order", "models", "offers", "order_by_no", "order_progress", "orders_for_tender", "orders_of",
+    "parse_period", "platform_certificate_pem", "platform_id", "policy_in_force", "premium", "product_availability",
+    "protocol", "rate_in_force", "receive_callback", "release", "release_for_tender", "rename_issuer",
+    "require_beneficiary", "requirement_for", "retry_failed", "set_issuer_admission", "set_product_active",
+    "set_product_rate", "set_rate_policy", "unavailable_products", "update_issuer", "use_waiver", "verify_letter",
+    "verify_stored_letter", "write_csv",
 ]

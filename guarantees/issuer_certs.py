@@ -18,6 +18,7 @@ Pure rule (:func:`version_at`) plus thin database reads; the verb that rotates i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +42,31 @@ def _refuse(field: str, message: Any) -> ValidationFailed:
 def fingerprint(pem: str) -> str:
     """SHA-256 fingerprint (hex) of a PEM certificate."""
     return x509.load_pem_x509_certificate(pem.encode()).fingerprint(hashes.SHA256()).hex()
+
+
+@dataclass(frozen=True)
+class CertificateSummary:
+    """What a person checks of a certificate: whose it is, who issued it, its fingerprint and validity."""
+
+    subject: str
+    issuer: str
+    sha256: str
+    not_before: datetime
+    not_after: datetime
+
+    def expired_at(self, at: datetime) -> bool:
+        return as_utc(self.not_after) <= as_utc(at)
+
+
+def describe_certificate(pem: str) -> CertificateSummary | None:
+    """Subject, issuer, SHA-256 fingerprint and validity of a PEM certificate (None if it cannot be read)."""
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode())
+    except ValueError:
+        return None
+    return CertificateSummary(subject=cert.subject.rfc4514_string(), issuer=cert.issuer.rfc4514_string(),
+                              sha256=cert.fingerprint(hashes.SHA256()).hex(),
+                              not_before=as_utc(cert.not_valid_before_utc), not_after=as_utc(cert.not_valid_after_utc))
 
 
 def _certificate(pem: str | bytes, field: str) -> x509.Certificate:

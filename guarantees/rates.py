@@ -59,16 +59,18 @@ class RateAboveCap(RuleViolation):
                          fields={"rate_permille": [_l("At most %(cap)s.", cap=permille_text(cap))]})
 
 
-def check_rate(rate: Decimal) -> Decimal:
-    """A product rate must be above 0‰ and below 1000‰, with at most 4 decimals."""
+def check_rate(rate: Decimal, field: str = "rate_permille") -> Decimal:
+    """A rate (a product's, the cap, the reference) must be above 0‰ and below 1000‰, with at most 4 decimals.
+
+    ``field`` names the input the refusal is shown beside.
+    """
     if rate <= 0:
         raise ValidationFailed(_l("A premium rate must be greater than 0‰."), code="rate_not_positive",
-                               fields={"rate_permille": [_l("Enter a rate greater than 0, e.g. 1.0.")]})
+                               fields={field: [_l("Enter a rate greater than 0, e.g. 1.0.")]})
     if rate >= MAX_PERMILLE:
-        raise ValidationFailed(fields={"rate_permille": [_l("A rate is given in per mille (‰); enter less than "
-                                                            "1000.")]})
+        raise ValidationFailed(fields={field: [_l("A rate is given in per mille (‰); enter less than 1000.")]})
     if rate != rate.quantize(PERMILLE_PLACES):
-        raise ValidationFailed(fields={"rate_permille": [_l("Use at most 4 decimal places.")]})
+        raise ValidationFailed(fields={field: [_l("Use at most 4 decimal places.")]})
     return rate
 
 

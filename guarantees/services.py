@@ -92,12 +92,22 @@ def _code(value: str, field: str = "code") -> str:
     return code
 
 
-def _url(value: str) -> str:
+def api_url(value: str) -> str:
+    """The issuer's API base URL, normalised (no trailing slash), else a refusal on ``api_base_url``."""
     url = (value or "").strip().rstrip("/")
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.query or parsed.fragment:
         raise _refuse("api_base_url", _l("Enter the issuer's API address, e.g. https://guarantee.bank.example/api."))
     return url
+
+
+def check_reason(value: str) -> str:
+    """The stripped reason for a change of an issuer (5 to 500 characters), else a refusal on ``reason``."""
+    reason = (value or "").strip()
+    if not 5 <= len(reason) <= 500:
+        raise _refuse("reason", _l("Say why the certificate or endpoint changes (5 to 500 characters); it is "
+                                   "recorded in the audit trail."))
+    return reason
 
 
 def _effective(value: datetime | None) -> datetime:
@@ -132,7 +142,7 @@ def admit_issuer(actor: Actor, organisation: Organisation, *, code: str, kind: I
         kind = IssuerKind(kind)
     except ValueError:
         raise _refuse("kind", _l("Use one of: %(kinds)s.", kinds=", ".join(k.value for k in IssuerKind))) from None
-    url = _url(api_base_url)
+    url = api_url(api_base_url)
     message_pem = check_message_certificate(message_cert_pem)
     root_pem = check_trust_root(letter_trust_root_pem)
     if issuer_by_code(code) is not None:
@@ -180,11 +190,8 @@ def update_issuer(actor: Actor, issuer: Issuer, *, message_cert_pem: str | None 
     messages dated before now. ``compromised`` retires the old message key without that grace.
     """
     require_admin(actor)
-    reason = (reason or "").strip()
-    if not 5 <= len(reason) <= 500:
-        raise _refuse("reason", _l("Say why the certificate or endpoint changes (5 to 500 characters); it is "
-                                   "recorded in the audit trail."))
-    url = _url(api_base_url) if api_base_url else issuer.api_base_url
+    reason = check_reason(reason)
+    url = api_url(api_base_url) if api_base_url else issuer.api_base_url
     message_pem = check_message_certificate(message_cert_pem) if message_cert_pem else issuer.message_cert_pem
     root_pem = check_trust_root(letter_trust_root_pem) if letter_trust_root_pem else issuer.letter_trust_root_pem
     changed = {name for name, old, new in (("api_base_url", issuer.api_base_url, url),
@@ -256,7 +263,8 @@ def add_product(actor: Actor, issuer: Issuer, *, code: str, name: str, minimum_f
     if db.session.scalar(select(GuaranteeProduct).where(GuaranteeProduct.issuer_id == issuer.id,
                                                         GuaranteeProduct.code == code)):
         raise Conflict(_l("%(issuer)s already has a product with the code %(code_value)s."),
-                       code="duplicate_product_code", issuer=issuer.name, code_value=code)
+                       code="duplicate_product_code", fields={"code": [_l("Choose another code.")]},
+                       issuer=issuer.name, code_value=code)
     rate, at = _checked_rate(rate_permille, effective_from)
     product = GuaranteeProduct(issuer_id=issuer.id, code=code, name=name, minimum_fee=minimum, maximum_fee=maximum,
                                extra_validity_days=extra_validity_days, claim_answer_days=claim_answer_days,
@@ -292,7 +300,7 @@ def set_product_rate(actor: Actor, product: GuaranteeProduct, rate_permille: Any
     if db.session.scalar(select(ProductRate).where(ProductRate.product_id == product.id,
                                                    ProductRate.effective_from == at)):
         raise Conflict(_l("A rate taking effect at that moment already exists; choose another time."),
-                       code="duplicate_rate_version")
+                       code="duplicate_rate_version", fields={"effective_from": [_l("Choose another time.")]})
     previous = rate_in_force(product, at)
     version = ProductRate(product_id=product.id, rate_permille=rate, effective_from=at, created_at=now(),
                           created_by_id=actor.person_id)
@@ -322,12 +330,12 @@ def set_rate_policy(actor: Actor, cap_permille: Any, reference_permille: Any,
     reason, until their issuer sets a rate under the cap. Their issuers' staff are notified.
     """
     require_admin(actor)
-    cap = rates.check_rate(rates.as_decimal(cap_permille, "cap_permille"))
-    reference = rates.check_rate(rates.as_decimal(reference_permille, "reference_permille"))
+    cap = rates.check_rate(rates.as_decimal(cap_permille, "cap_permille"), "cap_permille")
+    reference = rates.check_rate(rates.as_decimal(reference_permille, "reference_permille"), "reference_permille")
     at = _effective(effective_from)
     if db.session.scalar(select(RatePolicy).where(RatePolicy.effective_from == at)):
         raise Conflict(_l("A policy taking effect at that moment already exists; choose another time."),
-                       code="duplicate_policy_version")
+                       code="duplicate_policy_version", fields={"effective_from": [_l("Choose another time.")]})
     previous = policy_in_force(at)
     policy = RatePolicy(cap_permille=cap, reference_permille=reference, effective_from=at, created_at=now(),
                         created_by_id=actor.person_id)

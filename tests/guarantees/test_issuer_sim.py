@@ -160,7 +160,7 @@ def test_cancel_before_issue_stops_the_order_and_after_issue_is_refused(start_si
 
 
 def test_forged_replayed_stale_and_unknown_messages_are_refused(start_sim):
-    sim = start_sim()
+    sim = start_sim(delay=600)  # no letter is issued while the test runs: "known order, no letter yet" stays so
     forged = protocol.sign_message(protocol.generate_private_key(), protocol.ORDER_APPLY, PLATFORM_ID, "F1",
                                    order("F1"), now=now())
     assert sim.post("/orders", forged)[0] == 401 and sim.post("/orders", forged)[1]["code"] == "bad_signature"
