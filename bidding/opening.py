@@ -41,9 +41,10 @@ from bidding.sealed_checks import lock_tender
 from bidding.sealed_models import Bid, OpeningKeyShare, TenderLog
 from core import audit
 from core.actor import Actor
-from core.clock import as_utc, now
+from core.clock import as_utc, beijing, now
 from core.db import db
 from core.errors import Forbidden, NotFound, ValidationFailed
+from core.i18n import N_
 from core.identity.ca import CertificateRefused, verify_certificate
 from core.identity.models import Certificate, Person, Role, RoleGrant
 
@@ -228,8 +229,9 @@ def start_decryption(actor: Actor, tender_id: int) -> OpeningSession:
     db.session.flush()
     audit.record(actor, "opening.start", "tender", tender.id, {
         "window_minutes": session.window_minutes, "deadline": session.decryption_deadline.isoformat()})
-    announce(tender.id, "start", "Decryption started: %(minutes)s minutes until %(deadline)s.",
-             minutes=session.window_minutes, deadline=session.decryption_deadline.isoformat())
+    announce(tender.id, "start", N_("Decryption started: %(minutes)s minutes, until %(deadline)s Beijing time."),
+             minutes=session.window_minutes,
+             deadline=beijing(session.decryption_deadline).strftime("%Y-%m-%d %H:%M:%S"))
     hall_events.emit(tender.id, "hall.phase", phase_payload(session))
     return session
 

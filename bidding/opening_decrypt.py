@@ -46,6 +46,7 @@ from core.actor import Actor
 from core.clock import as_utc, now
 from core.db import db
 from core.errors import Forbidden, NotFound, ValidationFailed
+from core.i18n import N_
 from core.storage import default_store
 from crypto import envelope as E
 from crypto import shamir
@@ -61,7 +62,7 @@ class RecordedRefusal(ValidationFailed):
 def _refuse(actor: Actor, subject: Tender, code: str, message: Any, audit_detail: dict[str, Any],
             **params: Any) -> RecordedRefusal:
     audit.record(actor, f"opening.refused.{code}", "tender", subject.id, audit_detail)
-    announce(subject.id, "refused", "Refused (%(code)s): %(who)s.", code=code, who=actor.name)
+    announce(subject.id, "refused", N_("Refused (%(code)s): %(who)s."), code=code, who=actor.name)
     return RecordedRefusal(message, code=code, **params)
 
 
@@ -188,7 +189,7 @@ def release_share(actor: Actor, tender_id: int, share: bytes) -> dict[str, Any]:
                                     share=parsed.to_bytes(), released_at=now()))
         db.session.flush()
         audit.record(actor, "opening.share_released", "tender", tender.id, {"share_index": mine.share_index})
-        announce(tender.id, "share", "Custodian %(name)s released share %(index)s.", name=actor.name,
+        announce(tender.id, "share", N_("Custodian %(name)s released share %(index)s."), name=actor.name,
                  index=mine.share_index)
     if session.window_closed_at is None and session.decryption_deadline is not None \
             and now() >= as_utc(session.decryption_deadline):
@@ -222,7 +223,7 @@ def try_rebuild(actor: Actor, tender: Tender, session: OpeningSession) -> bool:
         result = shamir.combine_detailed([bytes(s) for s in shares], public)
     except ShareError as exc:
         audit.record(actor, "opening.key_rebuild_failed", "tender", tender.id, {"reason": str(exc)})
-        announce(tender.id, "key", "The released shares do not rebuild the opening key; more shares are needed.")
+        announce(tender.id, "key", N_("The released shares do not rebuild the opening key; more shares are needed."))
         return False
     private = result.private_key
     try:
@@ -237,8 +238,8 @@ def try_rebuild(actor: Actor, tender: Tender, session: OpeningSession) -> bool:
     db.session.flush()
     audit.record(actor, "opening.key_rebuilt", "tender", tender.id,
                  {"shares": sorted(r.share_index for r in releases), "bids_unwrapped": opened})
-    announce(tender.id, "key", "The opening key was rebuilt from %(n)s shares, checked against the published key, "
-             "used for %(bids)s bid(s) and wiped.", n=len(releases), bids=opened)
+    announce(tender.id, "key", N_("The opening key was rebuilt from %(n)s shares, checked against the published key, "
+             "used for %(bids)s bid(s) and wiped."), n=len(releases), bids=opened)
     return True
 
 
@@ -260,8 +261,8 @@ def _unwrap_pending(actor: Actor, tender: Tender, private: Any) -> int:
             if header.key_mode == E.KEY_MODE_SPLIT:
                 row.tender_part = part
                 if row.bidder_part is not None and not _complete_split(actor, tender, row, bid):
-                    announce(tender.id, "key", "Bid of %(bidder)s: the bidder's half does not fit; it may send it "
-                             "again.", bidder=row.organisation.name)
+                    announce(tender.id, "key", N_("Bid of %(bidder)s: the bidder's half does not fit; it may send it "
+                             "again."), bidder=row.organisation.name)
             else:
                 _check_key(bid, part)
                 _queue(row, part, DecryptMethod.CUSTODIANS)
@@ -269,7 +270,7 @@ def _unwrap_pending(actor: Actor, tender: Tender, private: Any) -> int:
         except CryptoError as exc:
             row.error = f"custodian unwrap failed: {exc}"
             audit.record(actor, "opening.unwrap_failed", "bid", bid.id, {"reason": str(exc)})
-            announce(tender.id, "key", "The opening key does not open the bid of %(bidder)s: %(reason)s",
+            announce(tender.id, "key", N_("The opening key does not open the bid of %(bidder)s: %(reason)s"),
                      bidder=row.organisation.name, reason=str(exc))
         hall_events.emit(tender.id, "hall.board", board_row(row))
     return done
@@ -300,7 +301,7 @@ def close_window(actor: Actor, tender_id: int) -> int:
     audit.record(actor, "opening.window_closed", "tender", tender.id,
                  {"failed": failed, "fallback": len(waiting) - failed})
     if len(waiting) > failed:
-        announce(tender.id, "fallback", "The window has ended: the key custodians now open %(n)s bid(s).",
+        announce(tender.id, "fallback", N_("The window has ended: the key custodians now open %(n)s bid(s)."),
                  n=len(waiting) - failed)
     try_rebuild(actor, tender, session)
     return failed
@@ -311,7 +312,7 @@ def mark_failed(row: BidOpening, error: str) -> None:
     row.status, row.failed_at, row.error = BidOpeningStatus.FAILED, now(), error
     row.pending_key = row.bidder_part = row.tender_part = None
     row.pending_method = None
-    announce(row.tender_id, "failed", "The bid of %(bidder)s could not be decrypted: %(error)s",
+    announce(row.tender_id, "failed", N_("The bid of %(bidder)s could not be decrypted: %(error)s"),
              bidder=row.organisation.name, error=error)
     hall_events.emit(row.tender_id, "hall.board", board_row(row))
 
@@ -358,10 +359,10 @@ def decide_failure(actor: Actor, tender_id: int, bid_opening_id: int, *, cause: 
     audit.record(actor, "opening.failure_cause", "bid", row.bid_id,
                  {"role": role, "cause": chosen.value, "reason": reason, "evidence": evidence, "decided": decided})
     if decided:
-        announce(tender.id, "cause", "Decided by host and supervisor: the bid of %(bidder)s failed by cause %(cause)s "
-                 "(%(outcome)s).", bidder=row.organisation.name, cause=chosen.value, outcome=row.legal_outcome.value)
+        announce(tender.id, "cause", N_("Decided by host and supervisor: the bid of %(bidder)s failed by cause %(cause)s "
+                 "(%(outcome)s)."), bidder=row.organisation.name, cause=chosen.value, outcome=row.legal_outcome.value)
     elif host and supervisor:
-        announce(tender.id, "cause", "Host and supervisor name different causes for the bid of %(bidder)s; both must "
-                 "agree.", bidder=row.organisation.name)
+        announce(tender.id, "cause", N_("Host and supervisor name different causes for the bid of %(bidder)s; both must "
+                 "agree."), bidder=row.organisation.name)
     hall_events.emit(tender.id, "hall.board", board_row(row))
     return row

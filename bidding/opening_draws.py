@@ -42,6 +42,7 @@ from core.actor import Actor
 from core.clock import now
 from core.db import db
 from core.errors import NotFound, ValidationFailed
+from core.i18n import N_
 from crypto.receipt import parse_log_entry
 
 DRAW_LABEL = "ebid/draw/v1"
@@ -120,7 +121,7 @@ def commit_draw(actor: Actor, tender_id: int, name: str) -> RandomDraw:
     db.session.flush()
     audit.record(actor, "opening.draw_commit", "tender", tender.id,
                  {"name": name, "commitment": commitment, "log_index": index})
-    announce(tender.id, "draw", "Seed committed for %(name)s: SHA-256 %(commitment)s (log entry %(index)s).",
+    announce(tender.id, "draw", N_("Seed committed for %(name)s: SHA-256 %(commitment)s (log entry %(index)s)."),
              name=name, commitment=commitment, index=index)
     hall_events.emit(tender.id, "hall.draw", draw_payload(row))
     return row
@@ -147,7 +148,7 @@ def reveal_draw(actor: Actor, tender_id: int, name: str) -> RandomDraw:
     db.session.flush()
     audit.record(actor, "opening.draw_reveal", "tender", tender.id,
                  {"name": name, "seed": row.seed, "result": result, "log_index": row.reveal_index})
-    announce(tender.id, "draw", "%(name)s drawn: %(result)s (seed %(seed)s).", name=name, result=result,
+    announce(tender.id, "draw", N_("%(name)s drawn: %(result)s (seed %(seed)s)."), name=name, result=result,
              seed=row.seed)
     hall_events.emit(tender.id, "hall.draw", draw_payload(row))
     return row

@@ -34,6 +34,7 @@ from core import audit
 from core.actor import Actor
 from core.clock import as_utc, now
 from core.db import db
+from core.i18n import N_
 from core.storage import default_store
 from crypto import envelope as E
 from crypto.errors import CryptoError
@@ -117,7 +118,7 @@ def decrypt_one(row: BidOpening) -> None:
     audit.record(Actor.system("opening"), "opening.decrypted", "bid", bid.id, {
         "tender_id": tender.id, "method": method.value if method else None, "plaintext_sha256": sha, "size": size,
         "problem": problem})
-    announce(tender.id, "decrypted", "The bid of %(bidder)s for lot %(lot)s is decrypted.",
+    announce(tender.id, "decrypted", N_("The bid of %(bidder)s for lot %(lot)s is decrypted."),
              bidder=row.organisation.name, lot=bid.lot.code)
     hall_events.emit(tender.id, "hall.board", board_row(row))
 
@@ -147,7 +148,7 @@ def _finish_if_done(tender_id: int) -> None:
     session.phase, session.decrypted_at = OpeningPhase.DECRYPTED, now()
     db.session.flush()
     audit.record(Actor.system("opening"), "opening.phase", "tender", tender_id, {"phase": ["decrypting", "decrypted"]})
-    announce(tender_id, "phase", "Every bid is decrypted or failed: decryption is over.")
+    announce(tender_id, "phase", N_("Every bid is decrypted or failed: decryption is over."))
     hall_events.emit(tender_id, "hall.phase", phase_payload(session))
 
 

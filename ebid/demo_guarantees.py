@@ -28,7 +28,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from flask import Flask, current_app
 from sqlalchemy import select
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from core.actor import Actor
 from core.clock import beijing, now
@@ -127,8 +127,15 @@ class Service:
             self.on_stop()
 
 
+class _QuietHandler(WSGIRequestHandler):
+    """The demo's issuers and platform listener do not log every request (errors are still logged)."""
+
+    def log_request(self, *_args, **_kwargs) -> None:
+        pass
+
+
 def serve(name: str, app: Flask, host: str, port: int, on_stop: Callable[[], None] | None = None) -> Service:
-    server = make_server(host, port, app, threaded=True)
+    server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, name=f"demo-{name}", daemon=True)
     thread.start()
     return Service(name, server, thread, on_stop)

@@ -15,7 +15,7 @@ mkdir -p translations
 # babel.cfg's patterns are relative to the directory given last (the repository root); keywords beyond
 # Babel's defaults (_ gettext ngettext ...) are the lazy ones. Locations are kept, sorted by file.
 "$PYBABEL" extract -F babel.cfg -o "$POT" --sort-by-file \
-  -k _l -k lazy_gettext \
+  -k _l -k lazy_gettext -k N_ \
   --project=ebid --version="$VERSION" --copyright-holder="ebid contributors" \
   --add-comments=TRANSLATORS: \
   .

@@ -228,3 +228,15 @@ def test_board_query_count_does_not_grow_with_the_bids(make_opening, bids):
         event.remove(engine, "before_cursor_execute", listener)
     assert len(rows) == bids and {r["bidder"] for r in rows} == {b.org.name for b in o.bidders}
     assert len(statements) <= 4, f"{len(statements)} statements for {bids} bids"
+
+
+@pytest.mark.parametrize("language, expected", [("zh-CN", "解密开始"), ("en", "Decryption started")])
+def test_announcements_are_kept_as_msgids_and_read_in_the_viewers_language(app, make_opening, language, expected):
+    o = make_opening(3)
+    opening.start_decryption(o.host_actor, o.tender.id)
+    db.session.commit()
+    from flask_babel import refresh
+    with app.test_request_context("/", headers={"Accept-Language": language}):
+        refresh()  # the test's app context has cached the offline locale already
+        texts = [a["text"] for a in opening.announcements(o.tender.id)]
+    assert any(t.startswith(expected) for t in texts), texts
