@@ -139,7 +139,8 @@ class Hall:
             "p50": percentile(lat, 50), "p95": percentile(lat, 95), "p99": percentile(lat, 99), "max": max(lat, default=None),
             "connect_p50": percentile(connects, 50), "connect_p99": percentile(connects, 99),
             "join_p50": percentile(joins, 50), "join_p99": percentile(joins, 99),
-            "events": {k: sum(r.get("events", {}).get(k, 0) for r in results) for k in ("hall.state", "hall.presence")},
+            "events": {k: sum(r.get("events", {}).get(k, 0) for r in results)
+                       for k in ("hall.state", "hall.presence", "presence_rows")},
             "server_cpu_join_s": join_usage["cpu_s"], "server_cpu_s": usage["cpu_s"],
             "worker_peak_rss_mib": usage["worker_peak_rss_mib"]}
 
@@ -165,7 +166,8 @@ def _ms(value) -> str:
 
 def print_run(r: dict) -> None:
     print(f"  {r['kind']:8s} {r['joined']}/{r['clients']} joined in {r['join_phase_s']:.1f} s "
-          f"(join p50/p99 {_ms(r['join_p50'])}/{_ms(r['join_p99'])} ms, presence events {r['events']['hall.presence']}), "
+          f"(join p50/p99 {_ms(r['join_p50'])}/{_ms(r['join_p99'])} ms, presence events {r['events']['hall.presence']} "
+          f"/ rows {r['events']['presence_rows']}), "
           f"load {r['load']:.1f}; delivery p50/p95/p99/max {_ms(r['p50'])}/{_ms(r['p95'])}/{_ms(r['p99'])}/"
           f"{_ms(r['max'])} ms, missing {r['missing']}, early disconnects {r['disconnected_early']}, "
           f"server CPU {r['server_cpu_join_s']:.1f} s joining / {r['server_cpu_s']:.1f} s in all", flush=True)

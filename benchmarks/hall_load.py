@@ -38,11 +38,11 @@ class Client:
         self.error: str | None = None
         self.seen: dict[int, float] = {}  # update number -> latency (s)
         self.duplicates = 0
-        self.events = {"hall.state": 0, "hall.presence": 0, "other": 0}
+        self.events = {"hall.state": 0, "hall.presence": 0, "presence_rows": 0, "other": 0}
         self.disconnected_early = False
         self.sio.on("hall.board", self._board, namespace=NAMESPACE)
         self.sio.on("hall.state", self._count("hall.state"), namespace=NAMESPACE)
-        self.sio.on("hall.presence", self._count("hall.presence"), namespace=NAMESPACE)
+        self.sio.on("hall.presence", self._presence, namespace=NAMESPACE)
         self.sio.on("*", self._count("other"), namespace=NAMESPACE)
         self.sio.on("disconnect", self._gone, namespace=NAMESPACE)
         self.leaving = False
@@ -51,6 +51,12 @@ class Client:
         def handler(*_args) -> None:
             self.events[name] += 1
         return handler
+
+    def _presence(self, data=None, *_args) -> None:
+        """Count the event and its rows (the delta's ``changes``; the whole ``presence`` list on older servers)."""
+        self.events["hall.presence"] += 1
+        rows = data.get("changes", data.get("presence")) if isinstance(data, dict) else None
+        self.events["presence_rows"] += len(rows) if isinstance(rows, list) else 0
 
     def _board(self, data: dict) -> None:
         received = time.time()
@@ -138,7 +144,8 @@ async def run(args) -> None:
               "disconnected_early": sum(c.disconnected_early for c in joined),
               "connect_s": [round(c.connect_s, 4) for c in joined],
               "join_s": [round(c.join_s, 4) for c in joined],
-              "events": {k: sum(c.events[k] for c in clients) for k in ("hall.state", "hall.presence", "other")}}
+              "events": {k: sum(c.events[k] for c in clients)
+                         for k in ("hall.state", "hall.presence", "presence_rows", "other")}}
     print(json.dumps({"result": result}), flush=True)
     for task in beats:
         task.cancel()

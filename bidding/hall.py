@@ -26,9 +26,16 @@ from flask_login import current_user
 from flask_socketio import Namespace, SocketIO, join_room, leave_room
 
 from bidding import opening
-from bidding.hall_broadcast import DEFAULT_INTERVAL, PresenceBroadcaster
+from bidding.hall_broadcast import DEFAULT_INTERVAL, RETRY, UNCHANGED, PresenceBroadcaster
 from bidding.hall_events import NAMESPACE, hall_room
-from bidding.hall_queries import access_for, actor_in_hall, hall_state, presence_payload, presence_store
+from bidding.hall_queries import (
+    PresenceRace,
+    access_for,
+    actor_in_hall,
+    hall_state,
+    presence_payload,
+    presence_store,
+)
 from bidding.hall_state import (
     CHECK_IN,
     CLOSE_WINDOW,
@@ -186,13 +193,17 @@ class HallNamespace(Namespace):
             tender_id = _tender_id(data)
             org = data.get("organisation_id") if isinstance(data, dict) else None
             person, tender, access = self._access(tender_id, int(org) if str(org or "").isdigit() else None)
-            # in the presence records first, so that the joining client's own snapshot lists it
+            # in the presence records, and in the room, before the snapshot is read: every presence delta
+            # recorded after the snapshot's presence_seq then reaches this client (an earlier one that
+            # arrives too is ignored by seq), and the joiner itself is in the room's next broadcast
             presence_store().add(tender_id, request.sid, {"role": access.role, "name": access.name,
                                                           "person_id": person.id})
+            join_room(hall_room(tender_id))
             try:
                 state = hall_state(tender, access)
                 db.session.commit()
             except Exception:
+                leave_room(hall_room(tender_id))
                 presence_store().remove(tender_id, request.sid)
                 raise
         except DomainError as exc:
@@ -203,7 +214,6 @@ class HallNamespace(Namespace):
             log.exception("hall join failed")
             return _answer(PlatformFailure(_l("Joining the hall failed on the platform's side; reload the page "
                                               "in a moment, and tell the platform operator if it fails again.")))
-        join_room(hall_room(tender_id))
         with self._lock:
             self._clients[request.sid]["halls"][tender_id] = access
         self.emit("hall.state", state, room=request.sid)
@@ -244,13 +254,20 @@ class HallNamespace(Namespace):
                     app.extensions[BROADCASTER] = broadcaster
         return broadcaster
 
-    def _send_presence(self, app, tender_id: int) -> None:
-        """Send the room's presence list as it now is (from the timer, outside any request)."""
+    def _send_presence(self, app, tender_id: int) -> str | None:
+        """Send the room's presence changes since its last broadcast (from the timer, outside any request)."""
         with app.app_context():
             tender = db.session.get(Tender, tender_id)
-            if tender is not None:
-                self.socketio.emit("hall.presence", presence_payload(tender), to=hall_room(tender_id),
-                                   namespace=self.namespace)
+            if tender is None:
+                return UNCHANGED
+            try:
+                payload = presence_payload(tender)
+            except PresenceRace:
+                return RETRY
+            if payload is None:
+                return UNCHANGED
+            self.socketio.emit("hall.presence", payload, to=hall_room(tender_id), namespace=self.namespace)
+            return None
 
     def _joined(self, tender_id: int) -> Access:
         with self._lock:
@@ -271,6 +288,9 @@ class HallNamespace(Namespace):
             db.session.rollback()
             return _answer(exc)
         self.emit("hall.state", state, room=request.sid)
+        # the state lists the presence as last broadcast: if it changed since (e.g. the deadline passed and
+        # the bidders may now be shown), the next tick sends the difference
+        self.broadcaster().mark(tender_id)
         return {"ok": True}
 
     def on_heartbeat(self, _data: Any = None) -> dict[str, Any]:

@@ -7,6 +7,9 @@ most once per interval. With several processes the processes also take turns thr
 (:meth:`bidding.hall_presence.RedisPresence.claim`), so that the room gets at most one broadcast per
 interval in all. A room whose turn is taken stays marked and is sent on a later tick, so every client's
 list converges to the store's content at most about one interval after the last change.
+
+Each broadcast is a delta (:func:`bidding.hall_queries.presence_payload`): the rows whose connection count
+changed since the room's last broadcast, with a sequence number; a room marked but unchanged sends nothing.
 """
 
 from __future__ import annotations
@@ -19,12 +22,15 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = 1.0  # seconds between two presence broadcasts to one room
+UNCHANGED = "unchanged"  # what ``send`` returns when the room's presence had not changed: nothing was sent
+RETRY = "retry"  # ``send`` returns it when another process's send came in between: the room stays marked
 
 
 class PresenceBroadcaster:
     """Per-process coalescing of ``hall.presence``: :meth:`mark` on a change, :meth:`flush` on each tick.
 
-    ``send(tender_id)`` sends the room's current presence; ``claim(tender_id, seconds)`` is True when this
+    ``send(tender_id)`` sends the room's presence changes (returns None, or :data:`UNCHANGED` when there were
+    none, or :data:`RETRY` to keep the room marked); ``claim(tender_id, seconds)`` is True when this
     process may broadcast to the room now (the other processes then wait ``seconds``); ``start_task(target)``
     runs the timer in the background (None: no timer, :meth:`flush` is called by hand).
     """
@@ -84,13 +90,16 @@ class PresenceBroadcaster:
                 self._dirty.discard(tender_id)  # before sending: a change during the send marks it again
                 self._last[tender_id] = at
             try:
-                self._send(tender_id)
+                outcome = self._send(tender_id)
             except Exception:
                 log.exception("presence of hall %s could not be sent; retrying on a later tick", tender_id)
+                outcome = RETRY
+            if outcome == RETRY:
                 with self._lock:
                     self._dirty.add(tender_id)
                 continue
-            sent.append(tender_id)
+            if outcome != UNCHANGED:
+                sent.append(tender_id)
         self.broadcasts += len(sent)
         return sent
 

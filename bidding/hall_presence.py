@@ -5,6 +5,10 @@ same room (a connection is served by one process, the room spans them all). Each
 it was last seen; hall clients refresh it every few seconds, and a record not refreshed for
 :data:`STALE_AFTER` seconds (its process died without a disconnect) is dropped on the next read. Without
 Redis (the embedded single-process mode) the records stay in process memory.
+
+The store also keeps, per room, the presence view last broadcast and its sequence number (:meth:`sent`,
+:meth:`record_sent`): ``hall.presence`` carries only the changes since that view
+(:mod:`bidding.hall_broadcast`, docs/opening-hall.md).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ class Presence(Protocol):
     def remove(self, tender_id: int, sid: str) -> bool: ...
     def entries(self, tender_id: int) -> list[dict[str, Any]]: ...
     def claim(self, tender_id: int, seconds: float) -> bool: ...
+    def sent(self, tender_id: int) -> tuple[int, list[dict[str, Any]]]: ...
+    def record_sent(self, tender_id: int, seq: int, view: list[dict[str, Any]]) -> bool: ...
 
 
 class MemoryPresence:
@@ -34,6 +40,7 @@ class MemoryPresence:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._rooms: dict[int, dict[str, dict[str, Any]]] = {}
+        self._sent: dict[int, tuple[int, list[dict[str, Any]]]] = {}
         self._clock = clock
 
     def add(self, tender_id: int, sid: str, entry: dict[str, Any]) -> None:
@@ -62,6 +69,20 @@ class MemoryPresence:
         """Always this process's turn: there is no other process (the broadcaster spaces its own sends)."""
         return True
 
+    def sent(self, tender_id: int) -> tuple[int, list[dict[str, Any]]]:
+        """The sequence number and the view of the room's last presence broadcast ((0, []) before any)."""
+        with self._lock:
+            seq, view = self._sent.get(tender_id, (0, []))
+            return seq, [dict(row) for row in view]
+
+    def record_sent(self, tender_id: int, seq: int, view: list[dict[str, Any]]) -> bool:
+        """Record broadcast ``seq`` of ``view``, unless another send recorded ``seq`` (or later) meanwhile."""
+        with self._lock:
+            if self._sent.get(tender_id, (0, []))[0] != seq - 1:
+                return False
+            self._sent[tender_id] = (seq, [dict(row) for row in view])
+            return True
+
 
 class RedisPresence:
     """Presence in Redis: one hash per tender, field = connection id, value = JSON record."""
@@ -84,6 +105,37 @@ class RedisPresence:
         """Take the room's broadcast turn for ``seconds``: True for one process, False for the others meanwhile."""
         turn = f"{KEY_PREFIX}turn:{tender_id}"
         return bool(self._redis.set(turn, b"1", nx=True, px=max(int(seconds * 1000), 1)))
+
+    @staticmethod
+    def sent_key(tender_id: int) -> str:
+        return f"{KEY_PREFIX}sent:{tender_id}"
+
+    def sent(self, tender_id: int) -> tuple[int, list[dict[str, Any]]]:
+        """The sequence number and the view of the room's last presence broadcast ((0, []) before any)."""
+        raw = self._redis.get(self.sent_key(tender_id))
+        if raw is None:
+            return 0, []
+        value = json.loads(raw)
+        return int(value["seq"]), list(value["view"])
+
+    def record_sent(self, tender_id: int, seq: int, view: list[dict[str, Any]]) -> bool:
+        """Record broadcast ``seq`` of ``view`` (one JSON value, so seq and view are read together), unless
+        another process recorded ``seq`` (or later) meanwhile: compare-and-set under WATCH."""
+        import redis
+
+        key = self.sent_key(tender_id)
+        with self._redis.pipeline() as pipe:
+            try:
+                pipe.watch(key)
+                raw = pipe.get(key)
+                if (int(json.loads(raw)["seq"]) if raw is not None else 0) != seq - 1:
+                    return False
+                pipe.multi()
+                pipe.set(key, json.dumps({"seq": seq, "view": view}), ex=KEY_TTL)
+                pipe.execute()
+            except redis.WatchError:
+                return False
+        return True
 
     def add(self, tender_id: int, sid: str, entry: dict[str, Any]) -> None:
         key = self.key(tender_id)

@@ -22,6 +22,7 @@ from bidding.hall_state import (
     AccessFacts,
     bidders_public,
     hall_access,
+    presence_changes,
     presence_view,
     snapshot,
 )
@@ -143,11 +144,14 @@ def hall_state(tender: Tender, access: Access) -> dict[str, Any]:
                          "decryption_deadline": as_utc(session.decryption_deadline)
                          if session.decryption_deadline else None}
     has_rows = session is not None
+    # the presence as last broadcast, with its sequence number (one stored value: the two always match), so
+    # that the deltas that follow apply to exactly this list; the joiner appears with the next broadcast
+    presence_seq, presence = presence_store().sent(tender.id)
     state = snapshot(tender=tender_facts(tender), session=session_facts, access=access, at=now(),
                      board=opening.board(tender) if has_rows else (),
                      announcements=opening.announcements(tender.id),
                      draws=opening.draws(tender.id), checkins=_checkins(tender.id),
-                     presence=presence_store().entries(tender.id))
+                     presence=presence, presence_seq=presence_seq)
     state["participants"] = [{"name": p.person.name, "role": p.role.value} for p in opening.participants(tender.id)]
     state["failed_reason"] = _failed_reason(tender)
     return state
@@ -161,6 +165,27 @@ def _failed_reason(tender: Tender) -> str | None:
                    "The tenderer may re-tender.")
 
 
-def presence_payload(tender: Tender) -> dict[str, Any]:
-    """The room's presence as everyone may see it (the same payload goes to every client)."""
-    return {"tender_id": tender.id, "presence": presence_view(presence_store().entries(tender.id), is_public(tender))}
+class PresenceRace(Exception):
+    """Another process recorded a presence broadcast of the room meanwhile: send nothing, try again later."""
+
+
+def presence_payload(tender: Tender) -> dict[str, Any] | None:
+    """The room's next ``hall.presence`` delta (the same payload for every client), or None when nothing changed.
+
+    The current view is diffed against the view last broadcast; the new view and its sequence number are
+    recorded (compare-and-set on the previous number) before the caller sends, so each number is sent with
+    one content only. ``full`` marks a delta from an empty base (the room's first broadcast, or its record
+    expired): it is the whole list, and clients replace theirs.
+    """
+    store = presence_store()
+    seq, last = store.sent(tender.id)
+    view = presence_view(store.entries(tender.id), is_public(tender))
+    changes = presence_changes(last, view)
+    if not changes:
+        return None
+    if not store.record_sent(tender.id, seq + 1, view):
+        raise PresenceRace(tender.id)
+    payload: dict[str, Any] = {"tender_id": tender.id, "seq": seq + 1, "changes": changes}
+    if seq == 0:
+        payload["full"] = True
+    return payload

@@ -92,7 +92,8 @@ def bidders_public(tender_status: str, deadline: datetime | None, at: datetime) 
 def presence_view(entries: Iterable[Mapping[str, Any]], public: bool) -> list[dict[str, Any]]:
     """Who is in the room, by display name and role, with their connection count.
 
-    ``entries`` are the raw presence records (one per connection: ``role``, ``name``). Bidders are left out
+    ``entries`` are the raw presence records (one per connection: ``role``, ``name``), or the rows of a view
+    already counted (with ``connections``; a stored view is filtered and ordered again). Bidders are left out
     while the bidder list is secret.
     """
     counts: dict[tuple[str, str], int] = {}
@@ -100,10 +101,45 @@ def presence_view(entries: Iterable[Mapping[str, Any]], public: bool) -> list[di
         if entry["role"] == BIDDER and not public:
             continue
         key = (entry["role"], entry["name"])
-        counts[key] = counts.get(key, 0) + 1
-    rank = {role: i for i, role in enumerate(ROLE_ORDER)}
+        counts[key] = counts.get(key, 0) + int(entry.get("connections", 1))
+    return _ordered_view(counts)
+
+
+def _presence_rank(key: tuple[str, str]) -> tuple[int, str]:
+    """The order the presence list is shown in: by role (:data:`ROLE_ORDER`), then by name."""
+    role, name = key
+    return (ROLE_ORDER.index(role) if role in ROLE_ORDER else 99, name)
+
+
+def _ordered_view(counts: Mapping[tuple[str, str], int]) -> list[dict[str, Any]]:
     return [{"role": role, "name": name, "connections": n}
-            for (role, name), n in sorted(counts.items(), key=lambda kv: (rank.get(kv[0][0], 99), kv[0][1]))]
+            for (role, name), n in sorted(counts.items(), key=lambda kv: _presence_rank(kv[0])) if n > 0]
+
+
+def _counts(view: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str], int]:
+    return {(row["role"], row["name"]): int(row["connections"]) for row in view}
+
+
+def presence_changes(before: Iterable[Mapping[str, Any]],
+                     after: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """What a ``hall.presence`` delta carries to turn the view ``before`` into ``after``.
+
+    One row per (role, name) whose count differs, with the absolute new count (0: gone), in the view's
+    order. Absolute values make a delta idempotent: applying it twice gives the same list.
+    """
+    old, new = _counts(before), _counts(after)
+    changed = {key: new.get(key, 0) for key in old.keys() | new.keys() if old.get(key, 0) != new.get(key, 0)}
+    return [{"role": role, "name": name, "connections": n}
+            for (role, name), n in sorted(changed.items(), key=lambda kv: _presence_rank(kv[0]))]
+
+
+def apply_presence_changes(view: Iterable[Mapping[str, Any]],
+                           changes: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The view after a delta (what hall.js does): absolute counts replace, 0 removes; the view's order."""
+    counts = _counts(view)
+    for row in changes:
+        counts[(row["role"], row["name"])] = int(row["connections"])
+    return _ordered_view(counts)
 
 
 def board_row(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -159,11 +195,13 @@ def countdown(phase: str, deadline: datetime | None, decryption_deadline: dateti
 def snapshot(*, tender: Mapping[str, Any], session: Mapping[str, Any] | None, access: Access, at: datetime,
              board: Iterable[Mapping[str, Any]] = (), announcements: Iterable[Mapping[str, Any]] = (),
              draws: Iterable[Mapping[str, Any]] = (), checkins: Iterable[Mapping[str, Any]] = (),
-             presence: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
+             presence: Iterable[Mapping[str, Any]] = (), presence_seq: int = 0) -> dict[str, Any]:
     """The full state a client gets on joining (and on every reconnect).
 
     ``tender``: id, code, title, status, deadline (aware datetime), mode; ``session``: phase,
-    decryption_deadline, window_minutes (None before the opening session exists).
+    decryption_deadline, window_minutes (None before the opening session exists). ``presence``: the room's
+    presence as last broadcast, ``presence_seq`` the sequence number of that broadcast (0: none yet), so
+    that the client can apply the following ``hall.presence`` deltas (or raw records, for tests).
     """
     public = bidders_public(tender["status"], tender["deadline"], at)
     phase = phase_of(tender["status"], session and session.get("phase"), tender["deadline"], at)
@@ -179,7 +217,7 @@ def snapshot(*, tender: Mapping[str, Any], session: Mapping[str, Any] | None, ac
         "bidders_public": public,
         "you": {"role": access.role, "name": access.name, "organisation_id": access.organisation_id,
                 "actions": sorted(access.actions), "read_only": access.read_only},
-        "presence": presence_view(presence, public),
+        "presence": presence_view(presence, public), "presence_seq": presence_seq,
         "checkins": checkins_view(checkins, public, own),
         "board": [board_row(row) for row in board] if public else [],
         "announcements": [dict(a) for a in announcements],

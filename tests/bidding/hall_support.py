@@ -11,6 +11,7 @@ from bidding import opening
 from bidding.hall import BROADCASTER
 from bidding.hall_events import NAMESPACE
 from bidding.hall_presence import KEY_PREFIX
+from bidding.hall_state import apply_presence_changes
 from bidding.models import Tender
 from bidding.sealed_closing import close_tender
 from core.actor import Actor
@@ -141,6 +142,57 @@ def flush_presence(app) -> list[int]:
     """Send the marked rooms' presence now (the timer would within a second; see bidding/hall_broadcast.py)."""
     broadcaster = app.extensions.get(BROADCASTER)
     return broadcaster.flush(force=True) if broadcaster is not None else []
+
+
+class PresenceMirror:
+    """The presence list as hall.js keeps it: replaced by ``hall.state``, then moved on by the deltas.
+
+    :meth:`read` takes a client's received events in order; a delta whose ``seq`` skips one makes it ask for
+    the state (``resyncs`` counts the requests), as hall.js does.
+    """
+
+    def __init__(self, client, tender_id: int) -> None:
+        self.client, self.tender_id = client, tender_id
+        self.view: list[dict[str, Any]] = []
+        self.seq = 0
+        self.resyncs = 0
+        self.seqs: list[int] = []  # the deltas' seq numbers, in the order received
+        self.early: list[dict[str, Any]] | None = []  # deltas received before the join's state
+
+    def state(self, state: dict[str, Any]) -> bool:
+        """Take a ``hall.state``, then the deltas kept since joining; True when it asks again."""
+        newer = self.seq > state["presence_seq"]
+        self.view, self.seq = state["presence"], state["presence_seq"]
+        early, self.early = self.early or [], None
+        return any([self.delta(payload) for payload in early]) or newer
+
+    def delta(self, payload: dict[str, Any]) -> bool:
+        """Apply one ``hall.presence``; True when the page would ask for the whole state."""
+        if self.early is not None:
+            self.early.append(payload)
+            return False
+        self.seqs.append(payload["seq"])
+        if payload.get("full"):
+            self.view, self.seq = apply_presence_changes([], payload["changes"]), payload["seq"]
+            return False
+        if payload["seq"] <= self.seq:
+            return False
+        gap = payload["seq"] > self.seq + 1
+        self.view, self.seq = apply_presence_changes(self.view, payload["changes"]), payload["seq"]
+        return gap
+
+    def read(self) -> None:
+        resync = False
+        for received in self.client.get_received(NAMESPACE):
+            if received["name"] == "hall.state":
+                resync = self.state(received["args"][0]) or resync
+            elif received["name"] == "hall.presence":
+                resync = self.delta(received["args"][0]) or resync
+        if resync:
+            self.resyncs += 1
+            answer = self.client.emit("state", {"tender_id": self.tender_id}, namespace=NAMESPACE, callback=True)
+            assert answer == {"ok": True}
+            self.read()  # the state requested (and anything after it)
 
 
 @pytest.fixture

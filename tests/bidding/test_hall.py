@@ -18,6 +18,7 @@ from tests.bidding.hall_support import (  # noqa: F401  (clean_presence is a fix
     build_hall,
     clean_presence,
     events,
+    flush_presence,
     hall_client,
     join,
     outsider,
@@ -62,7 +63,15 @@ def test_a_bidder_joins_by_cookie_and_gets_the_full_state(app, hall):
     assert all(row["form"] is None for row in state["board"])  # nothing of any bid's content yet
     assert state["server_time"] == clock.now().isoformat()
     assert [p["role"] for p in state["participants"]] == ["host", "supervisor"]
-    assert {"role": "bidder", "name": bidder.org.name, "connections": 1} in state["presence"]
+    assert state["presence"] == [] and state["presence_seq"] == 0  # the presence as last broadcast: none yet
+    assert flush_presence(app) == [hall.tender_id]  # the join is in the room's next broadcast
+    [delta] = events(client, "hall.presence")
+    assert delta == {"tender_id": hall.tender_id, "seq": 1, "full": True,
+                     "changes": [{"role": "bidder", "name": bidder.org.name, "connections": 1}]}
+    other = hall_client(app, hall.bidders[1].person)
+    join(other, hall.tender_id)
+    [state] = events(other, "hall.state")
+    assert state["presence"] == delta["changes"] and state["presence_seq"] == 1
 
 
 def test_a_bidder_joins_by_api_token(app, hall):

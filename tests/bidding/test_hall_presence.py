@@ -1,4 +1,4 @@
-"""Presence in the opening hall (在线名单): coalesced broadcasts, O(N) messages for N joins, convergence."""
+"""Presence in the opening hall (在线名单): coalesced delta broadcasts with seq numbers, resync, convergence."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from bidding.hall import BROADCASTER
 from bidding.hall_broadcast import PresenceBroadcaster
 from bidding.hall_events import NAMESPACE
 from bidding.hall_presence import KEY_PREFIX, RedisPresence
+from bidding.hall_queries import presence_store
+from bidding.hall_state import presence_view
 from core.clock import clock
 from tests.bidding.conftest import api_as, frozen  # noqa: F401  (fixtures of the kit)
 from tests.bidding.hall_support import (  # noqa: F401  (clean_presence is a fixture)
+    PresenceMirror,
     build_hall,
     clean_presence,
     events,
@@ -21,7 +24,7 @@ from tests.bidding.hall_support import (  # noqa: F401  (clean_presence is a fix
     hall_client,
     join,
 )
-from tests.bidding.sealed_support import kit_fixture  # noqa: F401  (the kit fixture)
+from tests.bidding.sealed_support import kit_fixture, past_deadline  # noqa: F401  (the kit fixture)
 
 pytestmark = pytest.mark.usefixtures("clean_presence")
 
@@ -135,6 +138,11 @@ def hall(kit):
     return build_hall(kit, clock)
 
 
+def _current(hall) -> list[dict]:
+    """The room's presence as the store has it now."""
+    return presence_view(presence_store().entries(hall.tender_id), True)
+
+
 def test_n_joins_send_o_n_presence_messages_and_every_list_converges(app, hall):
     people = [hall.host, hall.supervisor, *(b.person for b in hall.bidders)]
     clients = []
@@ -143,35 +151,113 @@ def test_n_joins_send_o_n_presence_messages_and_every_list_converges(app, hall):
         assert join(client, hall.tender_id)["ok"]
         clients.append(client)
     received = [events(client, "hall.presence") for client in clients]
-    assert sum(map(len, received)) == 0  # joins only mark the room; each joiner has its own snapshot
+    assert sum(map(len, received)) == 0  # joins only mark the room
     assert flush_presence(app) == [hall.tender_id]
     received = [events(client, "hall.presence") for client in clients]
     assert [len(r) for r in received] == [1] * 30  # N messages for N joins, not N(N+1)/2
-    for [payload] in received:
-        assert sum(p["connections"] for p in payload["presence"]) == 30
-        assert {p["role"] for p in payload["presence"]} == {"host", "supervisor", "bidder"}
+    for [payload] in received:  # the room's first broadcast: the whole list
+        assert payload["seq"] == 1 and payload["full"] is True
+        assert sum(p["connections"] for p in payload["changes"]) == 30
+        assert {p["role"] for p in payload["changes"]} == {"host", "supervisor", "bidder"}
     assert flush_presence(app) == []  # nothing changed since
+    late = hall_client(app, hall.bidders[0].person)  # a second connection of the same name
+    join(late, hall.tender_id)
+    [state] = events(late, "hall.state")
+    assert state["presence_seq"] == 1 and state["presence"] == received[0][0]["changes"]
+    assert flush_presence(app) == [hall.tender_id]
+    [delta] = events(clients[0], "hall.presence")
+    count = sum(1 for i in range(30) if people[i % len(people)] == hall.bidders[0].person) + 1
+    assert delta == {"tender_id": hall.tender_id, "seq": 2,
+                     "changes": [{"role": "bidder", "name": hall.bidders[0].org.name, "connections": count}]}
+    app.extensions[BROADCASTER].mark(hall.tender_id)  # marked, but nothing changed: nothing is sent
+    assert flush_presence(app) == [] and events(clients[0], "hall.presence") == []
 
 
-def test_presence_follows_join_leave_and_disconnect(app, hall):
+def test_presence_deltas_follow_join_leave_second_connection_and_disconnect(app, hall):
+    a, b = hall.bidders[0].org.name, hall.bidders[1].org.name
     first, second = hall_client(app, hall.bidders[0].person), hall_client(app, hall.bidders[1].person)
     join(first, hall.tender_id)
     join(second, hall.tender_id)
     flush_presence(app)
-    names = {p["name"] for p in events(first, "hall.presence")[-1]["presence"]}
-    assert names == {hall.bidders[0].org.name, hall.bidders[1].org.name}
+    [delta] = events(first, "hall.presence")
+    assert delta["seq"] == 1 and {p["name"] for p in delta["changes"]} == {a, b}
 
     second.emit("leave", {"tender_id": hall.tender_id}, namespace=NAMESPACE, callback=True)
     flush_presence(app)
-    assert [p["name"] for p in events(first, "hall.presence")[-1]["presence"]] == [hall.bidders[0].org.name]
+    assert events(first, "hall.presence") == [
+        {"tender_id": hall.tender_id, "seq": 2, "changes": [{"role": "bidder", "name": b, "connections": 0}]}]
+
+    again = hall_client(app, hall.bidders[0].person)  # the same organisation from a second page
+    join(again, hall.tender_id)
+    flush_presence(app)
+    assert events(first, "hall.presence")[-1]["changes"] == [{"role": "bidder", "name": a, "connections": 2}]
+    again.disconnect(NAMESPACE)
+    flush_presence(app)
+    assert events(first, "hall.presence")[-1]["changes"] == [{"role": "bidder", "name": a, "connections": 1}]
 
     host = hall_client(app, hall.host)
     join(host, hall.tender_id)
     flush_presence(app)
-    assert {p["role"] for p in events(first, "hall.presence")[-1]["presence"]} == {"host", "bidder"}
+    [delta] = events(first, "hall.presence")
+    assert delta["seq"] == 5 and [(p["role"], p["connections"]) for p in delta["changes"]] == [("host", 1)]
     host.disconnect(NAMESPACE)
     flush_presence(app)
-    assert [p["role"] for p in events(first, "hall.presence")[-1]["presence"]] == ["bidder"]
+    [delta] = events(first, "hall.presence")
+    assert delta["seq"] == 6 and [(p["role"], p["connections"]) for p in delta["changes"]] == [("host", 0)]
+
+
+def test_a_missed_broadcast_makes_the_client_ask_for_the_state_and_converge(app, hall):
+    watcher = hall_client(app, hall.host)
+    join(watcher, hall.tender_id)
+    watching = PresenceMirror(watcher, hall.tender_id)
+    joiner = hall_client(app, hall.bidders[0].person)
+    join(joiner, hall.tender_id)
+    mirror = PresenceMirror(joiner, hall.tender_id)
+    mirror.read()
+    assert mirror.seq == 0 and mirror.view == []  # nothing broadcast yet
+    assert flush_presence(app) == [hall.tender_id]
+    assert [p["seq"] for p in events(joiner, "hall.presence")] == [1]  # lost on the way to the joiner
+    presence_store().add(hall.tender_id, "sid-on-another-process", {"role": "bidder", "name": "第三方",
+                                                                    "person_id": 0})
+    app.extensions[BROADCASTER].mark(hall.tender_id)
+    flush_presence(app)
+    mirror.read()
+    assert mirror.seqs == [2] and mirror.resyncs == 1  # 2 after 0: it asked for the state
+    assert mirror.seq == 2 and mirror.view == _current(hall)
+    presence_store().remove(hall.tender_id, "sid-on-another-process")
+    app.extensions[BROADCASTER].mark(hall.tender_id)
+    flush_presence(app)
+    mirror.read()
+    assert mirror.seqs == [2, 3] and mirror.resyncs == 1 and mirror.view == _current(hall)
+    watching.read()  # in the room all along: every seq in turn, no request
+    assert watching.seqs == [1, 2, 3] and watching.resyncs == 0 and watching.view == _current(hall)
+
+
+def test_a_broadcast_during_a_join_reaches_the_joiner(app, hall, monkeypatch):
+    import bidding.hall as hall_module
+
+    watcher = hall_client(app, hall.host)
+    join(watcher, hall.tender_id)
+    flush_presence(app)
+    original = hall_module.hall_state
+
+    def broadcast_around_the_snapshot(tender, access):
+        presence_store().add(hall.tender_id, "sid-a", {"role": "bidder", "name": "甲", "person_id": 0})
+        app.extensions[BROADCASTER].mark(hall.tender_id)
+        assert flush_presence(app) == [hall.tender_id]  # seq 2, before the snapshot is read
+        state = original(tender, access)
+        presence_store().add(hall.tender_id, "sid-b", {"role": "bidder", "name": "乙", "person_id": 0})
+        app.extensions[BROADCASTER].mark(hall.tender_id)
+        assert flush_presence(app) == [hall.tender_id]  # seq 3, after it
+        return state
+    monkeypatch.setattr(hall_module, "hall_state", broadcast_around_the_snapshot)
+    joiner = hall_client(app, hall.bidders[0].person)
+    join(joiner, hall.tender_id)
+    monkeypatch.undo()
+    mirror = PresenceMirror(joiner, hall.tender_id)
+    mirror.read()
+    assert mirror.seqs == [2, 3] and mirror.resyncs == 0  # 2 is already in its snapshot (ignored), 3 applied
+    assert mirror.seq == 3 and mirror.view == _current(hall)
 
 
 def test_the_timer_delivers_presence_within_the_interval(app, hall):
@@ -179,17 +265,20 @@ def test_the_timer_delivers_presence_within_the_interval(app, hall):
     clients = [hall_client(app, b.person) for b in hall.bidders]
     for client in clients:
         join(client, hall.tender_id)
+    mirrors = [PresenceMirror(client, hall.tender_id) for client in clients]
     expected = {b.org.name for b in hall.bidders}
-    seen: dict[int, list] = {i: [] for i in range(len(clients))}
+    broadcaster = app.extensions[BROADCASTER]
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        for i, client in enumerate(clients):
-            seen[i] += events(client, "hall.presence")
-        if all(s and {p["name"] for p in s[-1]["presence"]} == expected for s in seen.values()):
-            break
         time.sleep(0.05)
-    assert all({p["name"] for p in s[-1]["presence"]} == expected for s in seen.values())
-    assert all(len(s) <= 3 for s in seen.values())  # coalesced, not one per join
+        if broadcaster._running or broadcaster.pending():
+            continue  # read while the timer is idle (the test client's queue is not thread-safe)
+        for mirror in mirrors:
+            mirror.read()
+        if all({p["name"] for p in m.view} == expected for m in mirrors):
+            break
+    assert all({p["name"] for p in m.view} == expected for m in mirrors)
+    assert all(len(m.seqs) <= 3 for m in mirrors)  # coalesced, not one per join
     assert app.extensions[BROADCASTER].pending() == set()
 
 
@@ -207,10 +296,10 @@ def test_a_join_that_fails_unexpectedly_is_answered(app, hall, monkeypatch):
     assert join(client, hall.tender_id)["ok"] is True  # the failed join left nothing behind
     flush_presence(app)
     [payload] = events(client, "hall.presence")
-    assert payload["presence"][0]["connections"] == 1
+    assert payload["changes"] == [{"role": "bidder", "name": hall.bidders[0].org.name, "connections": 1}]
 
 
-def test_before_the_deadline_bidders_see_no_other_bidder(app, kit):
+def test_before_the_deadline_bidders_are_hidden_then_revealed_by_a_delta(app, kit, frozen):  # noqa: F811
     hall = build_hall(kit, clock, close=False)
     first, second = hall_client(app, hall.bidders[0].person), hall_client(app, hall.bidders[1].person)
     assert join(first, hall.tender_id)["ok"]
@@ -219,8 +308,20 @@ def test_before_the_deadline_bidders_see_no_other_bidder(app, kit):
     assert state["phase"] == "waiting" and state["bidders_public"] is False
     assert state["countdown"] == {"kind": "deadline", "end": hall.tender.bid_deadline_at.isoformat()}
     assert state["presence"] == [] and state["board"] == [] and state["checkins"] == []
-    flush_presence(app)
-    assert events(first, "hall.presence")[-1]["presence"] == []
+    assert flush_presence(app) == []  # only bidders: nothing anyone may see changed
+    assert events(first, "hall.presence") == []
     host = hall_client(app, hall.host)
     join(host, hall.tender_id)
-    assert [p["role"] for p in events(host, "hall.state")[0]["presence"]] == ["staff"]
+    flush_presence(app)
+    [delta] = events(first, "hall.presence")
+    assert [p["role"] for p in delta["changes"]] == ["staff"] and delta["seq"] == 1
+    assert [p["role"] for p in events(host, "hall.presence")[0]["changes"]] == ["staff"]
+
+    past_deadline(hall.tender, clock)  # the bidder list is public now: the next broadcast adds the bidders
+    assert first.emit("state", {"tender_id": hall.tender_id}, namespace=NAMESPACE, callback=True) == {"ok": True}
+    assert [p["role"] for p in events(first, "hall.state")[0]["presence"]] == ["staff"]
+    flush_presence(app)
+    [delta] = events(host, "hall.presence")
+    assert delta["seq"] == 2 and sorted(p["name"] for p in delta["changes"]) == sorted(
+        b.org.name for b in hall.bidders[:2])
+    assert {p["connections"] for p in delta["changes"]} == {1}

@@ -14,6 +14,7 @@ from bidding.hall_state import (
     HOST_ACTIONS,
     Access,
     AccessFacts,
+    apply_presence_changes,
     bidders_public,
     board_row,
     checkins_view,
@@ -21,6 +22,7 @@ from bidding.hall_state import (
     draw_view,
     hall_access,
     phase_of,
+    presence_changes,
     presence_view,
     snapshot,
 )
@@ -72,6 +74,42 @@ def test_presence_groups_connections_hides_bidders_before_the_deadline_and_order
         {"role": "host", "name": "T", "connections": 1}, {"role": "supervisor", "name": "李", "connections": 1},
         {"role": "bidder", "name": "A", "connections": 1}, {"role": "bidder", "name": "B", "connections": 2}]
     assert [p["role"] for p in presence_view(entries, False)] == ["host", "supervisor"]
+
+
+def _row(role, name, n):
+    return {"role": role, "name": name, "connections": n}
+
+
+# (view before, view after, the delta between them)
+DELTAS = [
+    ([], [], []),
+    ([], [_row("bidder", "A", 1)], [_row("bidder", "A", 1)]),  # a join
+    ([_row("bidder", "A", 1)], [], [_row("bidder", "A", 0)]),  # a leave: 0 means gone
+    ([_row("bidder", "A", 1)], [_row("bidder", "A", 2)], [_row("bidder", "A", 2)]),  # a second connection
+    ([_row("bidder", "A", 2)], [_row("bidder", "A", 1)], [_row("bidder", "A", 1)]),
+    ([_row("host", "T", 1), _row("bidder", "A", 1)], [_row("host", "T", 1), _row("bidder", "A", 1)], []),
+    ([_row("bidder", "B", 1), _row("host", "T", 1)],  # in the view's order: role, then name
+     [_row("host", "T", 1), _row("supervisor", "李", 1), _row("bidder", "A", 1)],
+     [_row("supervisor", "李", 1), _row("bidder", "A", 1), _row("bidder", "B", 0)]),
+    ([_row("staff", "T", 1)],  # the deadline passed: the bidders appear
+     presence_view([{"role": "staff", "name": "T"}, {"role": "bidder", "name": "B"},
+                    {"role": "bidder", "name": "A"}], True),
+     [_row("bidder", "A", 1), _row("bidder", "B", 1)]),
+]
+
+
+@pytest.mark.parametrize("before, after, delta", DELTAS)
+def test_presence_changes_and_their_application(before, after, delta):
+    assert presence_changes(before, after) == delta
+    assert apply_presence_changes(before, delta) == after
+    assert apply_presence_changes(apply_presence_changes(before, delta), delta) == after  # absolute: idempotent
+    assert apply_presence_changes([], after) == after and presence_view(after, True) == after
+
+
+def test_a_stored_view_is_filtered_again_before_the_deadline():
+    view = [_row("host", "T", 1), _row("bidder", "A", 2)]
+    assert presence_view(view, False) == [_row("host", "T", 1)]
+    assert presence_view(view, True) == view
 
 
 FORM = {"price": "12345678.90", "duration_days": 365, "project_manager": {"name": "张伟"}}
@@ -167,6 +205,21 @@ def test_presence_stores_add_touch_remove_and_drop_stale_records():
         assert [e["name"] for e in store.entries(987654)] == ["A"]
         assert store.remove(987654, "s1") is True and store.remove(987654, "s1") is False
         assert store.entries(987654) == []
+
+
+def test_presence_stores_keep_the_last_broadcast_view_and_its_seq():
+    for store in _stores(FakeClock()):
+        if isinstance(store, RedisPresence):
+            store._redis.delete(store.sent_key(987654))
+        assert store.sent(987654) == (0, [])
+        view = [_row("host", "T", 1)]
+        assert store.record_sent(987654, 1, view) is True
+        assert store.record_sent(987654, 1, []) is False  # another send recorded 1 meanwhile
+        assert store.record_sent(987654, 3, []) is False
+        assert store.sent(987654) == (1, view)
+        assert store.record_sent(987654, 2, []) is True and store.sent(987654) == (2, [])
+        if isinstance(store, RedisPresence):
+            store._redis.delete(store.sent_key(987654))
 
 
 @pytest.mark.skipif(not os.environ.get("EBID_TEST_REDIS_URL"), reason="needs EBID_TEST_REDIS_URL")

@@ -16,8 +16,8 @@ const S = JSON.parse(app.dataset.strings);
 const $ = (selector) => document.querySelector(selector);
 const HEARTBEAT_MS = 25000;
 
-const hall = { phase: null, countdown: null, offset: 0, board: new Map(), presence: [], checkins: [],
-  announcements: [], draws: new Map(), refreshedAtZero: false };
+const hall = { phase: null, countdown: null, offset: 0, board: new Map(), presence: new Map(), presenceSeq: 0,
+  early: null, resyncing: false, checkins: [], announcements: [], draws: new Map(), refreshedAtZero: false };
 
 function t(key, params = {}) {
   return (S[key] || key).replace(/%\((\w+)\)s/g, (_m, name) => (params[name] ?? ""));
@@ -66,6 +66,65 @@ function tick() {
     hall.refreshedAtZero = true; // the deadline or the window's end: ask for the state as it now is
     socket.emit("state", { tender_id: config.tenderId });
   }
+}
+
+// --- presence: a full list in hall.state, then deltas (bidding/hall_state.py apply_presence_changes) ---------
+
+const ROLE_ORDER = ["host", "supervisor", "staff", "custodian", "bidder"];
+const presenceKey = (row) => `${row.role}\u0000${row.name}`;
+
+function presenceMap(rows) {
+  const map = new Map();
+  for (const row of rows) if (row.connections > 0) map.set(presenceKey(row), row);
+  return map;
+}
+
+function applyPresenceChanges(map, changes) {
+  for (const row of changes) {
+    if (row.connections > 0) map.set(presenceKey(row), row);
+    else map.delete(presenceKey(row)); // 0: gone
+  }
+}
+
+function presenceList() { // as presence_view orders it: role, then name
+  const rank = (role) => (ROLE_ORDER.includes(role) ? ROLE_ORDER.indexOf(role) : 99);
+  return [...hall.presence.values()].sort((a, b) => rank(a.role) - rank(b.role)
+    || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+const isPresenceRow = (row) => row && typeof row.role === "string" && typeof row.name === "string"
+  && Number.isInteger(row.connections) && row.connections >= 0;
+const isPresenceDelta = (p) => p && Number.isInteger(p.seq) && p.seq > 0 && Array.isArray(p.changes)
+  && p.changes.every(isPresenceRow);
+
+let resyncs = 0;
+function resync() { // ask for the whole state again (at most one request in flight)
+  if (hall.resyncing) return;
+  const mine = ++resyncs;
+  hall.resyncing = true;
+  socket.emit("state", { tender_id: config.tenderId }, () => { if (mine === resyncs) hall.resyncing = false; });
+}
+
+function onPresence(p) {
+  if (hall.early) { // joined, the state not here yet: keep the deltas for it (the room is joined first)
+    hall.early.push(p);
+    return;
+  }
+  if (!isPresenceDelta(p)) { // a payload this page does not understand: start again from the whole state
+    resync();
+    return;
+  }
+  if (p.full) { // the whole list (the room's first broadcast, or its record was renewed)
+    hall.presence = presenceMap(p.changes);
+    hall.presenceSeq = p.seq;
+  } else if (p.seq <= hall.presenceSeq) {
+    return; // already in the list this page has (a late or repeated delta)
+  } else {
+    if (p.seq > hall.presenceSeq + 1) resync(); // a broadcast was missed: apply this one, then the full state
+    applyPresenceChanges(hall.presence, p.changes);
+    hall.presenceSeq = p.seq;
+  }
+  renderSide();
 }
 
 // --- rendering -------------------------------------------------------------------------------------
@@ -123,7 +182,7 @@ function renderList(selector, items, render, empty) {
 }
 
 function renderSide() {
-  renderList("[data-presence]", hall.presence, (p) => el("li", { "data-role": p.role },
+  renderList("[data-presence]", presenceList(), (p) => el("li", { "data-role": p.role },
     `${p.name} · ${t(`role_${p.role}`)}`, p.connections > 1 ? ` (${t("connections", { n: p.connections })})` : ""),
   "nobody");
   renderList("[data-checkins]", hall.checkins, (c) => el("li", {}, `${formatBeijing(Date.parse(c.at)).slice(11)} ${c.organisation}`),
@@ -148,11 +207,18 @@ function applyState(state) {
   hall.countdown = state.countdown;
   hall.refreshedAtZero = false;
   hall.board = new Map(state.board.map((row) => [row.id, row]));
-  hall.presence = state.presence;
+  const newer = hall.presenceSeq > (state.presence_seq || 0); // a delta overtook this state
+  hall.resyncing = false; // the state asked for has come
+  hall.presence = presenceMap(Array.isArray(state.presence) ? state.presence : []);
+  hall.presenceSeq = Number.isInteger(state.presence_seq) ? state.presence_seq : 0;
   hall.checkins = state.checkins;
   hall.announcements = state.announcements;
   hall.draws = new Map(state.draws.map((d) => [d.name, d]));
+  const early = hall.early || [];
+  hall.early = null;
   render();
+  early.forEach(onPresence); // those newer than the state apply, the others are in it already
+  if (newer) resync(); // the list is older than a delta already seen: ask again
   document.dispatchEvent(new CustomEvent("ebid:hall-state", { detail: { phase: state.phase } })); // record.js
 }
 
@@ -168,6 +234,7 @@ function setConnected(connected) {
 
 socket.on("connect", () => {
   setConnected(true);
+  hall.early = []; // a new connection joins again: its state comes after the room's first deltas
   socket.emit("join", { tender_id: config.tenderId, organisation_id: config.organisationId }, (answer) => {
     if (!answer || !answer.ok) showError(answer ? answer.message : t("network"));
   });
@@ -178,7 +245,7 @@ socket.on("connect_error", (err) => {
   if (err && err.data && err.data.message) showError(t("refused", { reason: err.data.message }));
 });
 socket.on("hall.state", applyState);
-socket.on("hall.presence", (p) => { hall.presence = p.presence; renderSide(); });
+socket.on("hall.presence", onPresence);
 socket.on("hall.board", (row) => { hall.board.set(row.id, row); renderBoard(); });
 socket.on("hall.phase", (p) => {
   hall.phase = p.phase;
