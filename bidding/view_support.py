@@ -21,7 +21,7 @@ from bidding.queries import (
 )
 from core.actor import Actor
 from core.clock import as_utc, beijing, now
-from core.errors import DomainError, Forbidden
+from core.forms import form_error, refusal  # noqa: F401 - the views import them from here
 from core.identity.access import current_actor
 from core.identity.models import Organisation, Role
 
@@ -167,17 +167,6 @@ def managing(tender: Tender, organisation_id: int | None = None) -> Actor:
 def manages(tender: Tender) -> bool:
     """True when the logged-in person works for this tender's tenderer or agency."""
     return any(tender.is_managed_by(org.id) for _r, org in choices_for(*MANAGER_ROLES))
-
-
-def form_error(exc: DomainError) -> tuple[str, dict[str, list[str]]]:
-    """A refused form's message and per-field messages, in the reader's language."""
-    data = exc.to_dict()
-    return data["message"], data["fields"]
-
-
-def refusal(exc: DomainError) -> bool:
-    """Access refusals go to the error page (403/401); everything else is shown beside the form."""
-    return isinstance(exc, Forbidden) or exc.status in (401, 403)
 
 
 def viewer_orgs() -> frozenset[int]:

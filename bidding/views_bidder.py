@@ -25,6 +25,7 @@ from bidding.view_support import (
 )
 from core.db import db
 from core.errors import DomainError, NotFound
+from core.forms import commit_form
 from core.identity.models import Role
 from core.notifications import Notification
 from core.storage import default_store
@@ -58,18 +59,13 @@ def download(tender_id: int, document_id: int):
 def _bidder_form(tender_id: int, form: str, verb):
     tender = get_tender(tender_id, viewer_orgs())
     actor = acting_as((Role.BIDDER,), form_int("organisation_id"))
-    try:
-        verb(actor, tender, request.form.get("text", ""))
-        db.session.commit()
-    except DomainError as exc:
-        if refusal(exc):
-            raise
-        db.session.rollback()
-        message, fields = form_error(exc)
+    _result, refused = commit_form(lambda: verb(actor, tender, request.form.get("text", "")))
+    if refused is not None:
+        message, fields, status = refused
         tender = get_tender(tender_id, viewer_orgs())
         context = detail_context(tender, error_for=form, error=message, errors=fields,
                                  values=request.form.to_dict())
-        return render_template("bidding/detail.html", **context), exc.status
+        return render_template("bidding/detail.html", **context), status
     return None
 
 

@@ -19,14 +19,15 @@ from flask_login import login_required
 from core.actor import Actor
 from core.clock import BEIJING, now
 from core.db import db
-from core.errors import DomainError, NotFound, ValidationFailed
+from core.errors import NotFound, ValidationFailed
+from core.forms import commit_form
 from core.identity.access import current_actor
 from core.identity.models import Role
 from guarantees import policy_in_force
 from guarantees.errors import AdminRequired
 from guarantees.issuer_admin import issuer_row, issuer_rows, person_names, rate_policies
 from guarantees.models import GuaranteeProduct, Issuer, IssuerKind
-from guarantees.views_support import form_error, person, refusal
+from guarantees.views_support import person
 
 T = TypeVar("T")
 
@@ -143,15 +144,10 @@ def submit(form: str, action: Callable[[Actor], T], *, page: Callable[..., str],
     access refusals go to the error page.
     """
     actor = admin_actor()
-    try:
-        result = action(actor)
-        db.session.commit()
-    except DomainError as exc:
-        if refusal(exc):
-            raise
-        db.session.rollback()
-        message, fields = form_error(exc)
-        return page(error_for=form, error=message, errors=fields, values=form_values()), exc.status
+    result, refused = commit_form(lambda: action(actor))
+    if refused is not None:
+        message, fields, status = refused
+        return page(error_for=form, error=message, errors=fields, values=form_values()), status
     message, target = done(result)
     flash(message, "success")
     return redirect(target)

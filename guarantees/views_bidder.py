@@ -20,6 +20,7 @@ from bidding.models import Lot, Tender, TenderStatus
 from core.clock import as_utc, now
 from core.db import db
 from core.errors import DomainError, NotFound, ValidationFailed
+from core.forms import commit_form
 from core.identity.models import Role
 from core.storage import default_store
 from guarantees import (
@@ -192,16 +193,11 @@ def _own_order(order_no: str) -> GuaranteeOrder:
 
 def _order_action(order_no: str, verb, done: str):
     order = _own_order(order_no)
-    try:
-        verb(bidder_actor(order.bidder_id), order)
-        db.session.commit()
-    except DomainError as exc:
-        if refusal(exc):
-            raise
-        db.session.rollback()
-        message, fields = form_error(exc)
+    _result, refused = commit_form(lambda: verb(bidder_actor(order.bidder_id), order))
+    if refused is not None:
+        message, fields, status = refused
         return render_template("guarantees/mine.html", **mine_context(error_for=order_no, error=message,
-                                                                      errors=fields)), exc.status
+                                                                      errors=fields)), status
     flash(done, "success")
     return redirect(url_for("guarantees.mine"))
 

@@ -17,7 +17,8 @@ from bidding import get_tender, managed_organisation_ids
 from bidding.models import Lot, Tender
 from core.actor import Actor
 from core.db import db
-from core.errors import DomainError, Forbidden, NotAuthenticated, NotFound
+from core.errors import Forbidden, NotAuthenticated, NotFound
+from core.forms import form_error, refusal
 from core.identity.access import current_actor
 from core.identity.models import Organisation, Role
 from guarantees.lifecycle import OrderState
@@ -164,16 +165,6 @@ def staff_actor(tender: Tender, *, read_only: bool = False) -> tuple[Actor, bool
         return current_actor(Role.SUPERVISOR), False
     raise Forbidden(_l("Only staff of the tender's tenderer or agency (the beneficiary) may see its guarantees."),
                     code="not_beneficiary")
-
-
-def refusal(exc: DomainError) -> bool:
-    """Access refusals go to the error page (401/403); everything else is shown beside the form."""
-    return isinstance(exc, Forbidden) or exc.status in (401, 403)
-
-
-def form_error(exc: DomainError) -> tuple[str, dict[str, list[str]]]:
-    data = exc.to_dict()
-    return data["message"], data["fields"]
 
 
 __all__ = ["bp", "bidder_actor", "bidder_orgs", "chosen_bidder", "form_error", "int_arg", "person", "refusal",
