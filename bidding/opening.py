@@ -46,7 +46,7 @@ from core.db import db
 from core.errors import Forbidden, NotFound, ValidationFailed
 from core.i18n import N_
 from core.identity.ca import CertificateRefused, verify_certificate
-from core.identity.models import Certificate, Person, Role, RoleGrant
+from core.identity.models import Certificate, Organisation, Person, Role, RoleGrant
 
 OPEN_STATUSES = (TenderStatus.OPENING, TenderStatus.EVALUATION, TenderStatus.PUBLICITY, TenderStatus.AWARDED)
 
@@ -300,18 +300,30 @@ def checkin_payload(row: CheckIn) -> dict[str, Any]:
     return {"organisation": row.organisation.name, "person": row.person.name, "at": as_utc(row.at).isoformat()}
 
 
+# the columns a board row shows, in the order :func:`_board_payload` takes them
+_BOARD_COLUMNS = (BidOpening.id, Lot.code, Organisation.name, BidOpening.status, BidOpening.method,
+                  BidOpening.decrypted_at, BidOpening.failure_cause, BidOpening.legal_outcome,
+                  BidOpening.cause_decided_at, BidOpening.failure_reason, BidOpening.form)
+
+
+def _board_payload(bid_id, lot_code, bidder, status, method, decrypted_at, failure_cause, legal_outcome,
+                   cause_decided_at, failure_reason, form) -> dict[str, Any]:
+    decrypted = status == BidOpeningStatus.DECRYPTED
+    failure = None
+    if status == BidOpeningStatus.FAILED:
+        failure = {"cause": failure_cause.value if failure_cause else None,
+                   "outcome": legal_outcome.value if legal_outcome else None,
+                   "decided": cause_decided_at is not None, "reason": failure_reason}
+    return {"id": bid_id, "lot": lot_code, "bidder": bidder, "status": status.value,
+            "method": method.value if method else None,
+            "decrypted_at": as_utc(decrypted_at).isoformat() if decrypted_at else None,
+            "failure": failure, "form": dict(form or {}) if decrypted else None}
+
+
 def board_row(row: BidOpening) -> dict[str, Any]:
     """One bid's public state; its opening-form data only once decrypted."""
-    decrypted = row.status == BidOpeningStatus.DECRYPTED
-    failure = None
-    if row.status == BidOpeningStatus.FAILED:
-        failure = {"cause": row.failure_cause.value if row.failure_cause else None,
-                   "outcome": row.legal_outcome.value if row.legal_outcome else None,
-                   "decided": row.cause_decided_at is not None, "reason": row.failure_reason}
-    return {"id": row.id, "lot": row.lot.code, "bidder": row.organisation.name, "status": row.status.value,
-            "method": row.method.value if row.method else None,
-            "decrypted_at": as_utc(row.decrypted_at).isoformat() if row.decrypted_at else None,
-            "failure": failure, "form": dict(row.form or {}) if decrypted else None}
+    return _board_payload(row.id, row.lot.code, row.organisation.name, row.status, row.method, row.decrypted_at,
+                          row.failure_cause, row.legal_outcome, row.cause_decided_at, row.failure_reason, row.form)
 
 
 def opened_bids(tender_id: int) -> list[BidOpening]:
@@ -323,7 +335,11 @@ def opened_bids(tender_id: int) -> list[BidOpening]:
 
 
 def board(tender: Tender) -> list[dict[str, Any]]:
-    return [board_row(r) for r in opened_bids(tender.id)]
+    """Every bid's board row, in opening order: one query of the shown columns (every hall join reads it)."""
+    stmt = (select(*_BOARD_COLUMNS).join(Lot, Lot.id == BidOpening.lot_id)
+            .join(Organisation, Organisation.id == BidOpening.organisation_id)
+            .where(BidOpening.tender_id == tender.id).order_by(Lot.number, BidOpening.id))
+    return [_board_payload(*row) for row in db.session.execute(stmt)]
 
 
 def draws(tender_id: int) -> list[dict[str, Any]]:

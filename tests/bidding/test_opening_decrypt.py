@@ -227,7 +227,7 @@ def test_board_query_count_does_not_grow_with_the_bids(make_opening, bids):
     finally:
         event.remove(engine, "before_cursor_execute", listener)
     assert len(rows) == bids and {r["bidder"] for r in rows} == {b.org.name for b in o.bidders}
-    assert len(statements) <= 4, f"{len(statements)} statements for {bids} bids"
+    assert len(statements) <= 2, f"{len(statements)} statements for {bids} bids"
 
 
 @pytest.mark.parametrize("language, expected", [("zh-CN", "解密开始"), ("en", "Decryption started")])
