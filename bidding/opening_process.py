@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from bidding import hall_events
 from bidding.bid_document import BidFormatError, read_bid
@@ -33,7 +33,7 @@ from bidding.sealed_models import Bid
 from core import audit
 from core.actor import Actor
 from core.clock import as_utc, now
-from core.db import db
+from core.db import db, locked_scalars
 from core.i18n import N_
 from core.storage import default_store
 from crypto import envelope as E
@@ -46,11 +46,8 @@ def _claim(tender_id: int) -> BidOpening | None:
     """Lock the next queued bid of the tender for this transaction, skipping bids other workers hold."""
     stmt = (select(BidOpening).where(BidOpening.tender_id == tender_id, BidOpening.status == BidOpeningStatus.PENDING,
                                      BidOpening.pending_key.is_not(None))
-            .order_by(BidOpening.id).limit(1).execution_options(populate_existing=True))
-    if db.engine.dialect.name == "postgresql":
-        return db.session.scalars(stmt.with_for_update(skip_locked=True)).first()
-    db.session.execute(text("UPDATE bid_openings SET attempts = attempts WHERE tender_id = :t"), {"t": tender_id})
-    return db.session.scalars(stmt).first()
+            .order_by(BidOpening.id).limit(1))
+    return locked_scalars(stmt, BidOpening, BidOpening.tender_id == tender_id, skip_locked=True).first()
 
 
 class _HashingWriter:
@@ -129,12 +126,8 @@ def _locked_session(tender_id: int) -> OpeningSession | None:
     Two workers finishing the last bids at once would otherwise both move the phase on (and the second
     would fail on the row's version): the lock makes the second wait and then see the phase already moved.
     """
-    stmt = select(OpeningSession).where(OpeningSession.tender_id == tender_id).execution_options(
-        populate_existing=True)
-    if db.engine.dialect.name == "postgresql":
-        return db.session.scalars(stmt.with_for_update()).first()
-    db.session.execute(text("UPDATE opening_sessions SET phase = phase WHERE tender_id = :t"), {"t": tender_id})
-    return db.session.scalars(stmt).first()
+    return locked_scalars(select(OpeningSession).where(OpeningSession.tender_id == tender_id), OpeningSession,
+                          OpeningSession.tender_id == tender_id).first()
 
 
 def _finish_if_done(tender_id: int) -> None:

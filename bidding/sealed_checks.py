@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import current_app
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import or_, select, text
+from sqlalchemy import or_, select
 
 from bidding import sealed_spool as spool
 from bidding import translog
@@ -26,7 +26,7 @@ from bidding.sealed_models import BidderCommitment, BidUpload, TenderLog
 from bidding.sealed_rules import Refusal, context_refusal, expected_context, recipient_refusal
 from core.actor import Actor
 from core.clock import as_utc, now
-from core.db import db
+from core.db import db, locked_scalars
 from core.identity.ca import CertificateRefused, verify_certificate
 from core.identity.models import Certificate, CertificateSubject, Organisation
 from crypto.envelope import EnvelopeInfo, read_header, verify_stream
@@ -47,31 +47,18 @@ def refused(refusal: Refusal) -> EnvelopeRefused:
     return EnvelopeRefused(refusal.message, code=refusal.code, **refusal.params)
 
 
-def _dialect() -> str:
-    return db.session.get_bind().dialect.name
-
-
 def lock_tender(tender_id: int) -> Tender:
     """Lock the tender's row until the transaction ends (PostgreSQL FOR UPDATE; SQLite's write lock).
 
     Take it first in a fresh transaction: every submission, withdrawal and closing of the tender runs
     under it, so the log order and the deadline cut are the same for all of them.
     """
-    if _dialect() == "sqlite":
-        db.session.execute(text("UPDATE tenders SET id = id WHERE id = :id"), {"id": tender_id})
-    stmt = select(Tender).where(Tender.id == tender_id).execution_options(populate_existing=True)
-    if _dialect() == "postgresql":
-        stmt = stmt.with_for_update()
-    return db.session.scalars(stmt).one()
+    return locked_scalars(select(Tender).where(Tender.id == tender_id), Tender, Tender.id == tender_id).one()
 
 
 def lock_upload(upload_id: str) -> BidUpload | None:
-    if _dialect() == "sqlite":
-        db.session.execute(text("UPDATE bid_uploads SET id = id WHERE id = :id"), {"id": upload_id})
-    stmt = select(BidUpload).where(BidUpload.id == upload_id).execution_options(populate_existing=True)
-    if _dialect() == "postgresql":
-        stmt = stmt.with_for_update()
-    return db.session.scalars(stmt).first()
+    return locked_scalars(select(BidUpload).where(BidUpload.id == upload_id), BidUpload,
+                          BidUpload.id == upload_id).first()
 
 
 def require_open_for_bids(tender: Tender, at: datetime) -> TenderLog | None:

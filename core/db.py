@@ -13,8 +13,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import DateTime, Enum, MetaData, Numeric, event
-from sqlalchemy.engine import Engine
+from sqlalchemy import DateTime, Enum, MetaData, Numeric, Select, event, update
+from sqlalchemy.engine import Engine, ScalarResult
 from sqlalchemy.orm import DeclarativeBase, Session, registry
 from sqlalchemy.types import TypeDecorator
 
@@ -109,3 +109,20 @@ def install_database_guards(engine: Engine) -> None:
 def enum_type(enum_cls: type[enum.Enum], length: int = 32) -> Enum:
     """A portable enum column stored as its lower-case value (VARCHAR plus CHECK), not the member name."""
     return Enum(enum_cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e])
+
+
+def locked_scalars(stmt: Select, model: type, *criteria, skip_locked: bool = False) -> ScalarResult:
+    """Run ``stmt`` (a select of ``model``) holding the write lock on its rows until the transaction ends.
+
+    PostgreSQL: ``FOR UPDATE`` (``SKIP LOCKED`` when asked: rows other transactions hold are passed over).
+    SQLite has no row locks: a no-op UPDATE of the ``model`` rows matching ``criteria`` takes the database's
+    write lock first, so a second writer waits here; take it first in a fresh transaction. The rows are read
+    again from the database (``populate_existing``), not from the session.
+    """
+    stmt = stmt.execution_options(populate_existing=True)
+    if db.session.get_bind().dialect.name != "sqlite":
+        return db.session.scalars(stmt.with_for_update(skip_locked=skip_locked))
+    table = model.__table__
+    key = next(iter(table.primary_key.columns))
+    db.session.execute(update(table).where(*criteria).values({key.name: key}))
+    return db.session.scalars(stmt)
