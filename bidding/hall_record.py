@@ -24,6 +24,11 @@ TIME_KEYS = ("built_at", "window_ends_at", "window_closed_at", "host_signed_at",
              "published_at")
 
 
+def own_response(record: Mapping[str, Any] | None, uscc: str | None) -> str | None:
+    """The bidder's answer to the record (``confirmed``/``objected``), None before answering or without a record."""
+    return {r["uscc"]: r["kind"] for r in record["responses"]}.get(uscc) if record else None
+
+
 def panel_actions(*, phase: str | None, role: str, record: Mapping[str, Any] | None,
                   acting_uscc: str | None = None) -> dict[str, bool]:
     """What the panel shows and offers to one person.
@@ -33,7 +38,7 @@ def panel_actions(*, phase: str | None, role: str, record: Mapping[str, Any] | N
     """
     status = record["status"] if record else None
     bidders = {row["uscc"] for row in record["rows"]} if record else set()
-    own = {r["uscc"]: r["kind"] for r in record["responses"]}.get(acting_uscc) if record else None
+    own = own_response(record, acting_uscc)
     in_record = role == BIDDER and acting_uscc is not None and acting_uscc in bidders
     window_open = status == "confirming"
     field = record.get("my_field") if record else None
@@ -69,7 +74,7 @@ def record_panel(tender: Tender, role: str, person_id: int, organisation_id: int
     if role == BIDDER and organisation_id is not None:
         org = db.session.get(Organisation, organisation_id)
         uscc = org.uscc if org is not None else None
-    own = ({r["uscc"]: r["kind"] for r in record["responses"]}.get(uscc) if record else None)
-    return {"record": record, "tender_id": tender.id, "phase": phase, "hall_role": role, "own_response": own,
+    return {"record": record, "tender_id": tender.id, "phase": phase, "hall_role": role,
+            "own_response": own_response(record, uscc),
             "can": panel_actions(phase=phase, role=role, record=record, acting_uscc=uscc),
             "times": {key: _bjt(record.get(key)) for key in TIME_KEYS} if record else {}}

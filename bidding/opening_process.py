@@ -172,7 +172,7 @@ def advance(actor: Actor, tender_id: int) -> int:
     """One tender: create its session, end its window when due, decrypt what is queued; return bids decrypted."""
     db.session.commit()
     if get_session(tender_id) is None:
-        db.session.commit()
+        db.session.commit()  # the lock below must open a fresh transaction (SQLite: no write after a read)
         # the tender's row lock first: a second worker (or a second beat) waits here, then finds the session
         ensure_session(lock_tender(tender_id))
         db.session.commit()
