@@ -75,29 +75,39 @@ def test_uninterrupted_and_interrupted_runs_store_identical_results(make_opening
     assert _outcome(o)[0] == first
 
 
-@pytest.mark.postgres
-def test_two_hosts_pressing_start_at_once_open_once(make_opening, app):
-    o = make_opening(3, mode="bidder", custodians=0)
-    tender_id, actor = o.tender.id, o.host_actor
-    barrier, results = threading.Barrier(2), []
+def _at_once(app, work, n: int = 2) -> list:
+    """Run ``work`` in ``n`` threads released together, each in its own app context and database session;
+    return what each returned or raised (a raise rolls its session back)."""
+    barrier, outcomes = threading.Barrier(n), []
 
-    def press():
+    def run():
         with app.app_context():
             try:
                 barrier.wait()
-                opening.start_decryption(actor, tender_id)
-                db.session.commit()
-                results.append("started")
-            except Exception as exc:  # noqa: BLE001 - the loser's refusal is the point
+                outcomes.append(work())
+            except Exception as exc:  # noqa: BLE001 - the caller asserts on it
                 db.session.rollback()
-                results.append(getattr(exc, "code", type(exc).__name__))
+                outcomes.append(exc)
             finally:
                 db.session.remove()
-    threads = [threading.Thread(target=press) for _ in range(2)]
+    threads = [threading.Thread(target=run) for _ in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    return outcomes
+
+
+@pytest.mark.postgres
+def test_two_hosts_pressing_start_at_once_open_once(make_opening, app):
+    o = make_opening(3, mode="bidder", custodians=0)
+    tender_id, actor = o.tender.id, o.host_actor
+
+    def press():
+        opening.start_decryption(actor, tender_id)
+        db.session.commit()
+        return "started"
+    results = [r if isinstance(r, str) else getattr(r, "code", type(r).__name__) for r in _at_once(app, press)]
     assert sorted(results) == ["already_started", "started"]
     db.session.expire_all()
     starts = db.session.scalars(select(AuditEvent.action).where(AuditEvent.action == "opening.start")).all()
@@ -108,20 +118,9 @@ def test_two_hosts_pressing_start_at_once_open_once(make_opening, app):
 def test_two_workers_decrypt_each_bid_once(make_opening, app):
     o = make_opening(4, mode="bidder", custodians=0)
     _queue_all(o)
-    tender_id, barrier, done = o.tender.id, threading.Barrier(2), []
-
-    def work():
-        with app.app_context():
-            try:
-                barrier.wait()
-                done.append(opening_process.process_pending(tender_id))
-            finally:
-                db.session.remove()
-    threads = [threading.Thread(target=work) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    tender_id = o.tender.id
+    done = _at_once(app, lambda: opening_process.process_pending(tender_id))
+    assert all(isinstance(d, int) for d in done), done
     assert sum(done) == 4
     assert _outcome(o)[1] == 4
 
@@ -145,23 +144,8 @@ def test_two_beats_at_the_deadline_make_one_opening(kit, tmp_path, frozen, app):
     db.session.commit()
     tender_id = tender.id
     assert opening.get_session(tender_id) is None
-    barrier, results, errors = threading.Barrier(2), [], []
-
-    def beat():
-        with app.app_context():
-            try:
-                barrier.wait()
-                results.append(opening_process.advance_all(Actor.system("opening")))
-            except Exception as exc:  # noqa: BLE001 - reported below
-                errors.append(exc)
-            finally:
-                db.session.remove()
-    threads = [threading.Thread(target=beat) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == [] and results == [{tender_id: 0}, {tender_id: 0}]
+    results = _at_once(app, lambda: opening_process.advance_all(Actor.system("opening")))
+    assert results == [{tender_id: 0}, {tender_id: 0}]
     db.session.expire_all()
     assert len(db.session.scalars(select(OpeningSession).where(OpeningSession.tender_id == tender_id)).all()) == 1
     assert len(db.session.scalars(select(BidOpening).where(BidOpening.tender_id == tender_id)).all()) == 3
