@@ -10,6 +10,7 @@ import bidding.retender  # noqa: F401  (re-tender: tells the tenderer and agency
 import bidding.tasks  # noqa: F401  (registers the deadline-closing task and its 10 s schedule)
 import core.audit  # noqa: F401
 import core.notifications  # noqa: F401
+import evaluation  # noqa: F401  (registers the evaluation models)
 import guarantees.tasks  # noqa: F401  (registers the guarantee tasks and their schedule with Celery)
 from bidding.api import blp as tenders_api
 from bidding.bids_api import blp as bids_api
