@@ -109,6 +109,8 @@ class DrawRound(db.Model):
     excluded: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # [{"code", "reasons"}]
     seed_commitment: Mapped[str] = mapped_column(String(64))  # SHA-256 of the seed, logged before drawing
     seed: Mapped[str | None] = mapped_column(String(64))  # hex; revealed (and logged) after the draw
+    # public value mixed into the seed at draw time (the tender log's latest signed root), unknown at commit
+    beacon: Mapped[str | None] = mapped_column(String(64))
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {code: {"members": [...], "alternates": [...]}}
     commit_log_index: Mapped[int | None] = mapped_column(Integer)
     reveal_log_index: Mapped[int | None] = mapped_column(Integer)
