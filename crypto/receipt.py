@@ -54,6 +54,14 @@ LOG_ENTRY_KINDS: dict[str, tuple[dict[str, str], dict[str, str]]] = {  # kind ->
     # a public random draw at the opening: "draw-commit" logs SHA-256(seed) before, "draw-reveal" the seed after
     "draw": ({"tender": "text", "event": "event", "name": "text", "commitment": "hex32", "at_ms": "int"},
              {"choices": "text", "seed": "hex32", "result": "text"}),
+    # an evaluation committee event (评标委员会): sheet submitted, chair vote, clarification, dispute, summary...
+    "committee": ({"tender": "text", "event": "event", "at_ms": "int"},
+                  {"member": "text", "bid": "text", "criterion": "text", "detail": "text", "sha256": "hex32"}),
+    # an expert draw round (评标专家抽取): the commitment and frozen candidate list before, the seed after
+    "draw.commit": ({"tender": "text", "round": "int", "commitment": "hex32", "candidates_sha256": "hex32",
+                     "wanted": "text", "at_ms": "int"}, {"purpose": "text"}),
+    "draw.reveal": ({"tender": "text", "round": "int", "commitment": "hex32", "seed": "hex32",
+                     "result_sha256": "hex32", "at_ms": "int"}, {"beacon": "hex32"}),
 }
 _TREE_HEAD = {"log_id": "text", "tree_size": "int", "root_hash": "hex32", "timestamp_ms": "int"}
 _RECEIPT = {"tender": "text", "lot": "text", "bidder": "text", "bid_version": "int", "envelope_sha256": "hex32",

@@ -27,6 +27,8 @@ from core.realtime import init_realtime
 from core.tasks import init_celery
 from ebid import errors as error_pages
 from ebid.cli_commands import register_cli
+from evaluation.room_socket import register_room
+from evaluation.views_room import register as register_room_pages
 from guarantees.api import blp as guarantees_api
 from guarantees.api import exempt_from_csrf as exempt_guarantee_callbacks
 from guarantees.views import register as register_guarantee_pages
@@ -39,6 +41,7 @@ def register(app: Flask, settings: Settings) -> None:
     init_identity(app)
     socketio = init_realtime(app, settings)
     register_hall(socketio)  # the opening hall's /hall namespace
+    register_room(socketio)  # the scoring room's /room namespace
     init_celery(app, settings)
     app.register_blueprint(audit_bp)
     register_tender_pages(app)
@@ -53,3 +56,4 @@ def register(app: Flask, settings: Settings) -> None:
     api.register_blueprint(guarantees_api, name="guarantees_api")
     exempt_guarantee_callbacks()
     register_guarantee_pages(app)
+    register_room_pages(app)  # the scoring room and the bidders' clarification pages

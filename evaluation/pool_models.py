@@ -159,6 +159,7 @@ class CommitteeMember(db.Model):
     declaration_sha256: Mapped[str | None] = mapped_column(String(64))
     declaration_signature: Mapped[str | None] = mapped_column(Text)  # base64 ECDSA P-256 (DER) over the text
     declaration_certificate_id: Mapped[int | None] = mapped_column(ForeignKey("certificates.id"))
+    declaration_method: Mapped[str | None] = mapped_column(String(16))  # certificate | typed (name typed)
     signed_in_at: Mapped[datetime | None]
     venue: Mapped[str | None] = mapped_column(String(200))
 
