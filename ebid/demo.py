@@ -32,6 +32,8 @@ from core.identity.models import Organisation, OrganisationKind, Person, Role
 from core.identity.uscc import make as make_uscc
 from core.realtime import run_server
 from ebid.demo_bids import demo_secrets_note, prepare_demo_keys, submit_demo_bids
+from ebid.demo_evaluation import POOL as EXPERT_POOL
+from ebid.demo_evaluation import print_evaluation, run_drawing, run_evaluation
 from ebid.demo_guarantees import run_guarantees
 from ebid.demo_opening import deliver_reveals, demo_time, print_opening, run_opening
 
@@ -78,8 +80,7 @@ PEOPLE = (
     *(PersonSpec(f"bidder{i}@demo.ebid", name, ((Role.BIDDER, f"bidder{i}"),))
       for i, name in enumerate(("投标人 张伟", "投标人 李娜", "投标人 赵强", "投标人 孙丽", "投标人 周杰"), start=1)),
     *(PersonSpec(f"expert{i}@demo.ebid", name, ((Role.EXPERT, None),))
-      for i, name in enumerate(("专家 吴刚", "专家 郑红", "专家 冯涛", "专家 何静", "专家 许峰",
-                                 "专家 韩梅", "专家 曹阳"), start=1)),
+      for i, name in enumerate((row[1] for row in EXPERT_POOL), start=1)),
     PersonSpec("supervisor@demo.ebid", "监督人员 马骏", ((Role.SUPERVISOR, None),)),
     *(PersonSpec(f"custodian{i}@demo.ebid", name, ((Role.CUSTODIAN, None),))
       for i, name in enumerate(("密钥保管人 高远", "密钥保管人 林青", "密钥保管人 罗斌"), start=1)),
@@ -212,7 +213,7 @@ def print_summary(result: DemoResult, base_url: str) -> None:
     else:
         click.echo("Everything already existed; nothing changed.")
     click.echo(f"\nDemo password for every account: {demo_password()}")
-    click.echo("Accounts: agent@demo.ebid (agency), tenderer@demo.ebid, bidder1..5@demo.ebid, expert1..7@demo.ebid,")
+    click.echo("Accounts: agent@demo.ebid (agency), tenderer@demo.ebid, bidder1..5@demo.ebid, expert1..12@demo.ebid,")
     click.echo("          supervisor@demo.ebid, custodian1..3@demo.ebid, admin@demo.ebid")
     if tender is not None:
         click.echo(f"\nTender {tender.code}: {tender.title}")
@@ -239,13 +240,16 @@ def demo_command(serve: bool, host: str, port: int) -> None:
         submit_demo_bids(result.tender, result.people, result.orgs, result.created)
         market = run_guarantees(result, host=host, port=port)  # the issuers keep running while the site is served
         try:
+            drawn = run_drawing(result)  # the committee is drawn before the opening
             opened = run_opening(result, time)  # at the deadline; the clock is back at the present afterwards
             deliver_reveals(host, port, opened)  # sealed guarantee letters, revealed after the opening
+            evaluated = run_evaluation(result, host)  # the scoring room, with experts as real socket clients
         except BaseException:
             market.stop()
             raise
     print_summary(result, f"http://{host}:{port}")
     print_opening(result, opened, f"http://{host}:{port}")
+    print_evaluation(result, [drawn, evaluated], f"http://{host}:{port}")
     click.echo(demo_secrets_note())
     try:
         if serve:

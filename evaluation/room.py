@@ -81,7 +81,7 @@ def _sha256(data: Any) -> str:
 
 
 def _text_sha256(text: str) -> str:
-    return _text_sha256(text)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 # --- start -------------------------------------------------------------------------------------------

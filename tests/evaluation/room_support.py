@@ -46,10 +46,13 @@ from tests.bidding.conftest import api_as, frozen
 from tests.bidding.opening_support import Opening, make_opening_fixture
 from tests.bidding.sealed_support import Bidder, kit_fixture
 
-__all__ = ["Room", "api_as", "committee_events", "frozen", "kit_fixture", "make_opening_fixture", "make_room_fixture",
+__all__ = ["FULL_SHEET", "Room", "api_as", "committee_events", "frozen", "kit_fixture", "make_opening_fixture", "make_room_fixture",
            "room_actions", "room_snapshot"]
 
 SPECIALTY = "A010101"
+FULL_SHEET = {"F1": "pass", "F2": "pass", "Q1": "pass", "Q2": "pass", "R1": "pass", "R2": "pass", "R3": "pass",
+              "T1": "10", "T2": "5", "T3": "5", "T4": "5"}
+"""A complete sheet for the default criteria (every pass/fail item passes, the technical items score 25 of 30)."""
 
 
 @dataclass
@@ -108,6 +111,20 @@ class Room:
     def bidder_of(self, bid_opening_id: int) -> Bidder:
         org_id = db.session.get(BidOpening, bid_opening_id).organisation_id
         return next(b for b in self.opening.bidders if b.org.id == org_id)
+
+    def submit_all(self, values: dict[str, str] | None = None, members: list[int] | None = None) -> None:
+        """Members (indexes; all by default) save and submit ``values`` (FULL_SHEET) for every bid; commits."""
+        for i in members if members is not None else range(len(self.members)):
+            for bid in self.bid_ids:
+                room.save_sheet(self.member_actor(i), self.evaluation_id, bid, values or FULL_SHEET)
+                room.submit_sheet(self.member_actor(i), self.evaluation_id, bid)
+                db.session.commit()
+
+    def elect(self, chair: int = 0) -> None:
+        """A majority of the members votes member ``chair`` (index) into the chair; commits."""
+        for i in range(len(self.members) // 2 + 1):
+            room.vote_chair(self.member_actor(i), self.evaluation_id, self.member_ids[chair])
+            db.session.commit()
 
     def sign_in(self, *indexes: int) -> None:
         """Set members SIGNED_IN (as the recusal sign-in would) and tell the room; commits."""

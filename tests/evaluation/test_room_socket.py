@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from core.db import db
 from core.identity.models import OrganisationKind
@@ -172,7 +173,6 @@ def test_a_dropped_connection_loses_nothing_typed(app, r):
 
 
 def _sheet_id(r, i: int, bid_id: int) -> int:
-    from sqlalchemy import select
     return db.session.scalar(select(ScoreSheet.id).where(ScoreSheet.member_id == r.member_ids[i],
                                                          ScoreSheet.bid_opening_id == bid_id))
 
