@@ -12,6 +12,7 @@ from core.db import db
 from core.realtime import run_server
 from ebid.app_paths import MIGRATIONS_DIR
 from ebid.cli_audit import audit_cli
+from ebid.cli_evaluation import evaluation_cli
 from ebid.cli_export import export_cli
 from ebid.cli_guarantees import guarantees_cli
 from ebid.cli_identity import ca_cli, users_cli
@@ -34,6 +35,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(serve_command)
     app.cli.add_command(issuer_sim_cli)
     app.cli.add_command(client_cli)
+    app.cli.add_command(evaluation_cli)
 
 
 

@@ -127,15 +127,16 @@ class Service:
             self.on_stop()
 
 
-class _QuietHandler(WSGIRequestHandler):
+class QuietHandler(WSGIRequestHandler):
     """The demo's issuers and platform listener do not log every request (errors are still logged)."""
 
     def log_request(self, *_args, **_kwargs) -> None:
         pass
 
 
-def serve(name: str, app: Flask, host: str, port: int, on_stop: Callable[[], None] | None = None) -> Service:
-    server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
+def serve(name: str, app: Flask, host: str, port: int, on_stop: Callable[[], None] | None = None,
+          request_handler: type[WSGIRequestHandler] = QuietHandler) -> Service:
+    server = make_server(host, port, app, threaded=True, request_handler=request_handler)
     thread = threading.Thread(target=server.serve_forever, name=f"demo-{name}", daemon=True)
     thread.start()
     return Service(name, server, thread, on_stop)

@@ -28,6 +28,7 @@ from core.tasks import init_celery
 from ebid import errors as error_pages
 from ebid.cli_commands import register_cli
 from evaluation.room_socket import register_room
+from evaluation.views_draw import register as register_draw_pages
 from evaluation.views_room import register as register_room_pages
 from guarantees.api import blp as guarantees_api
 from guarantees.api import exempt_from_csrf as exempt_guarantee_callbacks
@@ -57,3 +58,4 @@ def register(app: Flask, settings: Settings) -> None:
     exempt_guarantee_callbacks()
     register_guarantee_pages(app)
     register_room_pages(app)  # the scoring room and the bidders' clarification pages
+    register_draw_pages(app)  # the expert pool, the draw, invitations and sign-in

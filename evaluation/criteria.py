@@ -23,6 +23,7 @@ KINDS = (PASS_FAIL, SCORE)
 GROUPS = ("形式", "资格", "响应性", "技术", "商务")
 PASS, FAIL = "pass", "fail"
 DEFAULT_TECHNICAL_WEIGHT = Decimal("30")
+DEFAULT_THRESHOLD = Decimal("0.3")
 CENT = Decimal("0.01")
 
 # the default preliminary review (初步评审): code, group, title
@@ -122,6 +123,16 @@ def criteria_for(evaluation_method: Mapping[str, Any] | None) -> list[dict[str, 
     if not items:
         raise ValidationFailed(_l("The method has no criteria to score; add at least one."))
     return items
+
+
+def threshold_for(evaluation_method: Mapping[str, Any] | None) -> Decimal:
+    """The deviation warning threshold (share of an item's range): ``deviation_threshold``, default 0.3."""
+    raw = (evaluation_method or {}).get("deviation_threshold", DEFAULT_THRESHOLD)
+    value = _dec(raw)
+    if value is None or not Decimal(0) < value <= Decimal(1):
+        raise ValidationFailed(_l("The method's deviation threshold must be a share above 0 and at most 1 (e.g. "
+                                  "0.3); it is %(value)s."), value=str(raw)[:20])
+    return value
 
 
 def by_code(criteria: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
@@ -59,14 +58,13 @@ from evaluation.room_models import (
 )
 from evaluation.room_state import (
     SUPERVISOR,
+    all_submitted,
     chair_view,
     clarification_view,
     dispute_view,
     draw_request_of,
-    evaluated_bid_ids,
     room_access,
     seat_count,
-    sheets_of,
     signed_in_members,
     status_view,
 )
@@ -85,18 +83,6 @@ def _text_sha256(text: str) -> str:
 
 
 # --- start -------------------------------------------------------------------------------------------
-
-def _threshold(method: dict[str, Any]) -> Decimal:
-    raw = method.get("deviation_threshold", "0.3")
-    try:
-        value = Decimal(str(raw))
-    except (InvalidOperation, ValueError):
-        value = Decimal(-1)
-    if not value.is_finite() or not Decimal(0) < value <= Decimal(1):
-        raise ValidationFailed(_l("The method's deviation threshold must be a share above 0 and at most 1 (e.g. "
-                                  "0.3); it is %(value)s."), value=str(raw)[:20])
-    return value
-
 
 def start_evaluation(actor: Actor, tender_id: int) -> Evaluation:
     """Open the tender's evaluation: opening record published, committee complete; criteria frozen."""
@@ -118,7 +104,7 @@ def start_evaluation(actor: Actor, tender_id: int) -> Evaluation:
                              "first."), code="committee_incomplete")
     method = dict(tender.evaluation_method or {})
     evaluation = Evaluation(tender_id=tender.id, criteria=C.criteria_for(method), started_by_id=actor.person_id,
-                            deviation_threshold=_threshold(method), status=S.SIGNING_IN, started_at=now())
+                            deviation_threshold=C.threshold_for(method), status=S.SIGNING_IN, started_at=now())
     if tender.status != TenderStatus.EVALUATION:
         transition(tender, TenderStatus.EVALUATION)
     db.session.add(evaluation)
@@ -179,13 +165,6 @@ def _to_summary_when_all_submitted(actor: Actor, evaluation: Evaluation) -> None
     record(actor, "all_submitted", evaluation)
     committee_log(evaluation, "all-submitted")
     emit(evaluation, STATUS, status_view(evaluation))
-
-
-def all_submitted(evaluation: Evaluation) -> bool:
-    members = {m.id for m in signed_in_members(evaluation.tender_id)}
-    bids = set(evaluated_bid_ids(evaluation.tender_id))
-    done = {(s.member_id, s.bid_opening_id) for s in sheets_of(evaluation.id) if s.submitted_at is not None}
-    return bool(members) and all((m, b) in done for m in members for b in bids)
 
 
 # --- chair -------------------------------------------------------------------------------------------

@@ -82,12 +82,12 @@ def members_changed(evaluation_id: int) -> None:
     """Publish ``room.members``; move SIGNING_IN -> SCORING once every expert seat is signed in.
 
     The caller flushed its change to the committee and commits afterwards. A suspended room that was
-    signing in resumes to scoring instead.
+    signing in resumes to scoring instead. Takes the room's lock (the tender row) for the log entry.
     """
-    evaluation = db.session.get(Evaluation, evaluation_id)
+    db.session.flush()
+    evaluation = lock_room(evaluation_id)
     if evaluation is None:
         return
-    db.session.flush()
     emit(evaluation, MEMBERS, members_view(evaluation))
     request = draw_request_of(evaluation.tender_id)
     if request is None or len(signed_in_members(evaluation.tender_id)) < seat_count(request):

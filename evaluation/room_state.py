@@ -125,6 +125,14 @@ def sheets_of(evaluation_id: int) -> list[ScoreSheet]:
                                    .order_by(ScoreSheet.member_id, ScoreSheet.bid_opening_id)))
 
 
+def all_submitted(evaluation: Evaluation) -> bool:
+    """Whether every signed-in member has submitted a sheet for every evaluated bid."""
+    members = {m.id for m in signed_in_members(evaluation.tender_id)}
+    bids = set(evaluated_bid_ids(evaluation.tender_id))
+    done = {(s.member_id, s.bid_opening_id) for s in sheets_of(evaluation.id) if s.submitted_at is not None}
+    return bool(members) and all((m, b) in done for m in members for b in bids)
+
+
 def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 

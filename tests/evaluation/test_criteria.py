@@ -138,3 +138,17 @@ def test_a_warning_exactly_when_far_from_the_others_mean(scores, threshold):
         others = [v for m, v in scores.items() if m != member]
         far = bool(others) and abs(value - sum(others) / len(others)) > Decimal(threshold) * 12
         assert (member in flagged) == far
+
+
+@pytest.mark.parametrize("method, expected", [
+    ({}, Decimal("0.3")), (None, Decimal("0.3")), ({"deviation_threshold": 0.25}, Decimal("0.25")),
+    ({"deviation_threshold": "1"}, Decimal("1")),
+])
+def test_threshold(method, expected):
+    assert C.threshold_for(method) == expected
+
+
+@pytest.mark.parametrize("raw", [0, "-0.1", "1.5", "x", None, True])
+def test_bad_threshold_is_refused(raw):
+    with pytest.raises(ValidationFailed, match="deviation threshold"):
+        C.threshold_for({"deviation_threshold": raw})

@@ -1,0 +1,97 @@
+"""``ebid evaluation ...``: import the expert pool (评标专家库), verify and export a tender's expert draw.
+
+* ``import-experts FILE``: the CSV import (all or nothing; every bad line is printed with what to fix);
+* ``verify-draw --tender CODE``: recompute every round from the stored seed, beacon and frozen list and
+  check it against the tender's transparency log (commitment before reveal, SHA-256 of the seed);
+* ``export-draw --tender CODE -o FILE`` and ``verify-draw --file FILE``: the same check offline, from
+  the exported document alone (no database).
+
+A failed verification exits with status 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from bidding.models import Tender
+from core.actor import Actor
+from core.db import db
+from evaluation import drawing, experts
+from evaluation.draw_errors import ImportRejected
+from evaluation.draw_rules import RoundCheck
+
+evaluation_cli = AppGroup("evaluation", help="Evaluation: the expert pool and verifiable expert draws.")
+
+CLI_ACTOR = Actor.system(source="cli")
+
+
+def _tender(code: str) -> Tender:
+    tender = db.session.scalar(select(Tender).where(Tender.code == code))
+    if tender is None:
+        raise click.ClickException(f"No tender has the code {code}.")
+    return tender
+
+
+@evaluation_cli.command("import-experts")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_experts_command(file: Path) -> None:
+    """Import or update experts from a UTF-8 CSV file (header row; see docs/drawing.md)."""
+    try:
+        report = experts.import_experts(CLI_ACTOR, file.read_bytes())
+    except ImportRejected as exc:
+        db.session.rollback()
+        for line, text in exc.problems:
+            click.echo(f"{file.name}:{line}: {text}", err=True)
+        raise click.ClickException(f"Nothing was imported: {len(exc.problems)} problem(s) to correct first.") from None
+    db.session.commit()
+    click.echo(f"Imported {len(report.created)} new and {len(report.updated)} updated experts; "
+               f"{len(report.persons_created)} new logins.")
+
+
+def _report(code: str | None, checks: list[RoundCheck]) -> None:
+    for check in checks:
+        if check.ok:
+            click.echo(f"round {check.number}: OK (the committee follows from the committed seed)")
+        for problem in check.problems:
+            click.echo(f"round {check.number}: {problem}")
+    if checks and all(c.ok for c in checks):
+        click.echo(f"VERIFIED: every expert draw round of tender {code} recomputes from its seed, and each "
+                   "commitment was logged before its reveal.")
+        return
+    click.echo(f"FAILED: the expert draw of tender {code or '(unknown)'} does not verify.")
+    raise SystemExit(1)
+
+
+@evaluation_cli.command("verify-draw")
+@click.option("--tender", "tender_code", help="Verify the stored draw of this tender against its log.")
+@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Verify an exported draw offline (no database).")
+def verify_draw_command(tender_code: str | None, file: Path | None) -> None:
+    """Recompute a tender's expert draw and print the verdict (exit 1 when it does not verify)."""
+    if bool(tender_code) == bool(file):
+        raise click.UsageError("Give either --tender CODE or --file FILE.")
+    if file is not None:
+        code, checks = drawing.verify_document(file.read_bytes())
+        _report(code, checks)
+        return
+    tender = _tender(tender_code)
+    if drawing.request_of(tender.id) is None:
+        raise click.ClickException(f"Tender {tender.code} has no expert draw.")
+    _report(tender.code, drawing.verify_tender(tender.id))
+
+
+@evaluation_cli.command("export-draw")
+@click.option("--tender", "tender_code", required=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def export_draw_command(tender_code: str, output: Path) -> None:
+    """Write the tender's draw (rounds, seeds, frozen lists, log entries) as JSON for offline verification."""
+    tender = _tender(tender_code)
+    if drawing.request_of(tender.id) is None:
+        raise click.ClickException(f"Tender {tender.code} has no expert draw.")
+    output.write_bytes(drawing.export_document(tender))
+    click.echo(f"Wrote {output} ({len(drawing.request_of(tender.id).rounds)} round(s)); check it with "
+               f"`ebid evaluation verify-draw --file {output}`.")

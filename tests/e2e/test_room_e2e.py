@@ -1,0 +1,137 @@
+"""Browser test of the scoring room (评标室): three experts and a supervisor in four Chromium profiles, and the
+bidder's clarification page in a fifth.
+
+Every page connects to the /room Socket.IO namespace with the project's own socket.io client, on a
+1366x768 laptop screen, in Chinese. An expert types scores; the draft is saved 600 ms later and shows as
+progress in the other experts' and the supervisor's pages, without the values; a reload resumes the
+draft. Then an expert asks a bidder for a clarification: the bidder's page shows the question live, the
+bidder answers, and the answer appears in every room page. Screenshots go to test-artifacts/e2e/.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from core.db import db
+from evaluation.room_models import Clarification, ClarificationStatus, ScoreSheet
+from tests.e2e.test_publish_flow import (  # noqa: F401  (live_server and browser_context are fixtures)
+    CHROMIUM,
+    browser_context,
+    live_server,
+    shot,
+)
+from tests.evaluation.room_support import *  # noqa: F403  (make_room and the fixtures it needs)
+from tests.factories import PASSWORD
+
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium (/usr/bin/chromium) is not "
+                                                               "installed: apt-get install chromium")]
+
+LAPTOP = {"width": 1366, "height": 768}
+
+
+def _login(page, server: str, person) -> None:
+    page.goto(f"{server}/login")
+    page.fill("input[name=email]", person.email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form button[type=submit]")
+    page.wait_for_url(re.compile(r"/account"))
+
+
+def _open(browser, server: str, name: str, person, path: str):
+    page = browser(name).new_page()
+    page.set_viewport_size(LAPTOP)
+    _login(page, server, person)
+    page.goto(f"{server}{path}")
+    return page
+
+
+@pytest.fixture
+def r(make_room):
+    """The room, built before the browser starts (signing the opening record runs its own event loop)."""
+    return make_room(experts=3, bidders=3)
+
+
+def test_three_experts_and_a_supervisor_score_and_clarify_live(r, live_server, browser_context):
+    criteria = r.evaluation.criteria
+    score = next(c for c in criteria if c["kind"] == "score")
+    first = next(c for c in criteria if c["kind"] == "pass_fail")
+    bid = r.bid_ids[0]
+    me = r.member_ids[0]
+    room_path = f"/evaluations/{r.evaluation_id}/room"
+
+    pages = {}
+    for name, person in (("expert-1", r.experts[0]), ("expert-2", r.experts[1]), ("expert-3", r.experts[2]),
+                         ("supervisor", r.supervisor)):
+        page = _open(browser_context, live_server, f"room-{name}", person, room_path)
+        page.wait_for_selector("#room-app[data-connected=yes][data-status=scoring]")
+        pages[name] = page
+    for page in pages.values():  # everyone sees the three members online and the two opened bids
+        page.wait_for_function("document.querySelectorAll('[data-members] li[data-present=yes]').length === 3")
+        assert page.locator("[data-bids] tr[data-status=decrypted]").count() == 2
+        assert page.locator(f"[data-bids] tr[data-bid='{bid}'] [data-bid-file]").count() == 1
+        assert page.locator(f"[data-progress-cell='{me}:{bid}']").get_attribute("data-filled") == "0"
+    supervisor = pages["supervisor"]
+    assert supervisor.locator("[data-read-only]").count() == 1
+    assert supervisor.locator("[data-sheet] input").count() == 0  # nothing to type in: read-only
+    shot(pages["expert-1"], "room-01-expert-joined")
+
+    # expert 1 scores: a pass and a score; the draft is saved 600 ms after typing
+    expert = pages["expert-1"]
+    expert.check(f"[data-sheet] [data-criterion='{first['code']}'] input[data-value=pass]")
+    expert.fill(f"[data-sheet] input[data-score='{score['code']}']", score["max"])
+    expert.wait_for_selector("[data-save-state][data-state=saved]")
+    assert int(expert.locator("[data-save-state]").get_attribute("data-revision")) >= 1
+    for name, page in pages.items():
+        page.wait_for_selector(f"[data-progress-cell='{me}:{bid}'][data-filled='2']")
+        assert page.locator(f"[data-progress-cell='{me}:{bid}']").get_attribute("data-submitted") == "no"
+        if name in ("expert-2", "expert-3"):  # the others see the progress, never the values
+            assert page.locator(f"[data-other-sheet='{me}']").count() == 0
+            assert page.locator(f"[data-hidden-sheet='{me}']").count() == 1
+    supervisor.locator(f"[data-bids] tr[data-bid='{bid}'] [data-open-sheet]").click()
+    supervisor.wait_for_selector(f"[data-other-sheet='{me}'] [data-value='{score['code']}']")
+    assert supervisor.locator(f"[data-other-sheet='{me}'] [data-value='{score['code']}']").inner_text() == score["max"]
+    shot(pages["expert-2"], "room-02-progress-seen-by-another-expert")
+    shot(supervisor, "room-03-supervisor-reads-the-draft")
+
+    db.session.expire_all()
+    sheet = db.session.query(ScoreSheet).filter_by(member_id=me, bid_opening_id=bid).one()
+    assert sheet.values == {first["code"]: "pass", score["code"]: score["max"]}
+
+    expert.reload()  # a reload resumes the draft
+    expert.wait_for_selector("#room-app[data-connected=yes]")
+    expert.wait_for_function(f"document.querySelector(\"[data-sheet] input[data-score='{score['code']}']\")"
+                             f".value === '{score['max']}'")
+    assert expert.locator(f"[data-sheet] [data-criterion='{first['code']}'] input[data-value=pass]").is_checked()
+
+    # a clarification round trip: the bidder's page shows the question live and answers it
+    bidder = r.bidder_of(bid)
+    bidder_page = _open(browser_context, live_server, "bidder", bidder.person, f"/tenders/{r.tender_id}/clarifications")
+    bidder_page.wait_for_selector("#clarifications-app[data-connected=yes]")
+    assert bidder_page.locator("[data-clarification]").count() == 0
+    question = "请说明项目经理目前是否有在建项目。"
+    expert.select_option("[data-clarify-form] select[name=bid_opening_id]", str(bid))
+    expert.fill("[data-clarify-form] textarea[name=question]", question)
+    expert.click("[data-clarify-form] button[type=submit]")
+    for page in pages.values():
+        page.wait_for_selector("[data-clarifications] li[data-status=open]")
+        assert question in page.locator("[data-clarifications]").inner_text()
+    item = bidder_page.locator("[data-clarification][data-status=open]")
+    item.wait_for()
+    assert question in item.inner_text()
+    shot(bidder_page, "room-04-bidder-sees-the-question")
+
+    answer = "项目经理张工目前无在建项目，承诺专职负责本项目。"
+    item.locator("textarea[name=answer]").fill(answer)
+    item.locator("button[type=submit]").click()
+    bidder_page.wait_for_selector("[data-clarification][data-status=answered] [data-answer]")
+    for page in pages.values():
+        answered = page.locator("[data-clarifications] li[data-status=answered] [data-answer]")
+        answered.wait_for()
+        assert answer in answered.inner_text()
+    db.session.expire_all()
+    row = db.session.query(Clarification).one()
+    assert row.status == ClarificationStatus.ANSWERED and row.answer == answer
+    shot(pages["expert-3"], "room-05-the-answer-arrives-in-the-room")
