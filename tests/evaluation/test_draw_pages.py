@@ -18,6 +18,7 @@ from tests.evaluation.draw_support import (  # noqa: F401  (fixtures)
     members_of,
     open_bids_fixture,
     pool_fixture,
+    staff_actor,
     start_room_fixture,
 )
 from tests.factories import PASSWORD
@@ -101,7 +102,7 @@ def test_expert_accepts_and_declines_from_the_invitations_page(app, pool, draw_t
     pool(9)
     tender = draw_tender()
     make_request(tender)
-    drawing.draw(drawing_actor(tender), tender.id)
+    drawing.draw(staff_actor(tender), tender.id)
     db.session.commit()
     first, second = members_of(tender, MemberStatus.INVITED)[:2]
     c1 = login(app.test_client(), first.expert.person)
@@ -118,11 +119,6 @@ def test_expert_accepts_and_declines_from_the_invitations_page(app, pool, draw_t
     db.session.expire_all()
     assert second.status == MemberStatus.DECLINED and len(members_of(tender, MemberStatus.INVITED)) == 4
     assert c2.post(f"/my/invitations/{first.id}/accept").status_code == 404  # not theirs
-
-
-def drawing_actor(tender):
-    from tests.evaluation.draw_support import staff_actor
-    return staff_actor(tender)
 
 
 def test_sign_in_page_shows_the_declaration_and_leads_to_the_room(app, committee, start_room):
@@ -149,7 +145,7 @@ def test_short_request_offers_a_top_up(app, client, pool, draw_tender, make_requ
     pool(5)
     tender = draw_tender()
     make_request(tender, alternates=0)
-    drawing.draw(drawing_actor(tender), tender.id)
+    drawing.draw(staff_actor(tender), tender.id)
     db.session.commit()
     member = members_of(tender, MemberStatus.INVITED)[0]
     recusal.decline(expert_actor(member.expert), member.id, "No")
@@ -161,4 +157,5 @@ def test_short_request_offers_a_top_up(app, client, pool, draw_tender, make_requ
     pool(1)
     db.session.commit()
     assert client.post(f"/tenders/{tender.id}/draw/top-up").status_code == 302
+    db.session.expire_all()
     assert drawing.request_of(tender.id).status == DrawStatus.DRAWN

@@ -437,10 +437,14 @@ function onPresence(p) {
 }
 
 socket.on("room.presence", onPresence);
+let resyncTimer = null;
 socket.on("room.progress", (p) => {
   room.progress.set(key(p.member_id, p.bid_opening_id), p);
   renderProgress();
   if (p.member_id === config.memberId) renderBids();
+  if (!isMember && !resyncTimer) { // supervisors read the drafts too: fetch them, at most twice a second
+    resyncTimer = setTimeout(() => { resyncTimer = null; resync(); }, 500);
+  }
 });
 socket.on("room.sheet", (s) => {
   if (!s || s.member_id === undefined) return;
