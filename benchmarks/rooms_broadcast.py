@@ -20,10 +20,12 @@ receive time - the emitter's stamp. Runs alternate ebid and baseline in pairs; m
 and the ratio ebid p99 / baseline p99 of each pair are printed, per number of rooms (a scale curve).
 
 Measurement 2 (``saves``, ebid only): every expert's client sends ``action`` ``save_sheet`` (one more
-criterion) every ``--save-intervals`` s in turn (2 s first: 4.5 saves/s per room), each rate for
-``--save-duration`` s on the same connections; latency = the other clients' receipt of the resulting
-``room.progress`` - the sender's emit; server CPU per save; the rates stop once p99 exceeds
-``--limit-ms``.
+criterion, the whole draft sent as room.js does) every ``--save-interval`` s (2 s: 4.5 saves/s per room,
+225/s for 50 rooms) for ``--save-duration`` s, then at the ``--scan-intervals`` from there towards the rate
+where p99 passes ``--limit-ms`` (down when the target is over it, up when under), on the same connections.
+Latency = the other clients' receipt of the resulting ``room.progress`` - the sender's emit; server CPU
+per answered save. ``--profile-saves N`` adds N saves in-process (the real handler through Flask-SocketIO's
+test client) under cProfile, with CPU and SQL statements per save.
 """
 
 from __future__ import annotations
@@ -64,8 +66,8 @@ class Rooms:
         app_env = {**self.env, "EBID_REDIS_URL": args.redis_url}
         base_env = {**self.env, "BENCH_REDIS_URL": args.redis_url, "BENCH_CHANNEL": baseline_channel(args.redis_url)}
         self.servers = {
-            "ebid": Servers("ebid", ports[:args.procs], args.threads, app_env, tmp / "logs", "ebid.wsgi:app", ROOT,
-                            "/api/transparency/keys"),
+            "ebid": Servers("ebid", ports[:args.procs], args.threads, app_env, tmp / "logs", args.ebid_app,
+                            args.ebid_chdir, "/api/transparency/keys"),
             "baseline": Servers("baseline", ports[args.procs:], args.threads, base_env, tmp / "logs",
                                 "rooms_baseline_app:app", HERE, "/health")}
         self.seeded: dict = {}
@@ -191,47 +193,58 @@ class Rooms:
                 "server_cpu_s": usage["cpu_s"], "worker_peak_rss_mib": usage["worker_peak_rss_mib"]}
 
     def saves(self, n_rooms: int) -> list[dict]:
-        """Measurement 2: experts type (save_sheet) at rising rates until p99 passes the limit."""
+        """Measurement 2: the target rate, then rates up (or down) from it to where p99 passes the limit."""
         servers = self.servers["ebid"]
         before = servers.usage(reset=True)
         procs, info = self._joined("ebid", n_rooms, before)
         print_join(info)
-        out = []
+        target = self.args.save_interval
+
+        def over(row: dict) -> bool:
+            return row["p99"] is None or row["p99"] * 1000 > self.args.limit_ms
         try:
-            for interval in self.args.save_intervals:
-                load = os.getloadavg()[0]
-                mark = servers.usage()
-                start = time.perf_counter()
-                results = self._command(procs, f"save {interval} {self.args.save_duration}")
-                wall = time.perf_counter() - start
-                usage = servers.usage(since=mark)
-                lat = [x for r in results for x in r.get("latencies", [])]
-                acks = [x for r in results for x in r.get("ack_s", [])]
-                saves = sum(r.get("saves", 0) for r in results)
-                refused: dict[str, int] = {}
-                for r in results:
-                    for code, n in r.get("refused", {}).items():
-                        refused[code] = refused.get(code, 0) + n
-                row = {**info, "interval_s": interval, "load": load,
-                       "offered_per_s": n_rooms * self.args.experts / interval,
-                       "saves": saves, "saves_per_s": saves / self.args.save_duration, "refused": refused,
-                       "deliveries": len(lat), "missing": sum(r.get("missing", 0) for r in results),
-                       "extra": sum(r.get("extra", 0) for r in results),
-                       "mismatched": sum(r.get("mismatched", 0) for r in results),
-                       "disconnected_early": sum(r.get("disconnected_early", 0) for r in results),
-                       "p50": percentile(lat, 50), "p95": percentile(lat, 95), "p99": percentile(lat, 99),
-                       "max": max(lat, default=None), "ack_p50": percentile(acks, 50), "ack_p99": percentile(acks, 99),
-                       "server_cpu_s": usage["cpu_s"], "wall_s": wall,
-                       "cpu_ms_per_save": 1000 * usage["cpu_s"] / saves if saves else None,
-                       "events": {k: sum(r.get("events", {}).get(k, 0) for r in results) for k in rooms_load_events()},
-                       "worker_peak_rss_mib": usage["worker_peak_rss_mib"]}
-                out.append(row)
-                print_saves(row)
-                if row["p99"] is None or row["p99"] * 1000 > self.args.limit_ms:
+            out = [self._save_rate(procs, info, n_rooms, target)]
+            if over(out[0]):  # slower rates first, up to the first one over the limit
+                scan = sorted((i for i in self.args.scan_intervals if i > target), reverse=True)
+            else:
+                scan = sorted((i for i in self.args.scan_intervals if i < target), reverse=True)
+            for interval in scan:
+                out.append(self._save_rate(procs, info, n_rooms, interval))
+                if over(out[-1]):
                     break
         finally:
             self._finish(procs)
         return out
+
+    def _save_rate(self, procs: list[subprocess.Popen], info: dict, n_rooms: int, interval: float) -> dict:
+        servers = self.servers["ebid"]
+        load = os.getloadavg()[0]
+        mark = servers.usage()
+        start = time.perf_counter()
+        results = self._command(procs, f"save {interval} {self.args.save_duration}")
+        wall = time.perf_counter() - start
+        usage = servers.usage(since=mark)
+        lat = [x for r in results for x in r.get("latencies", [])]
+        acks = [x for r in results for x in r.get("ack_s", [])]
+        saves = sum(r.get("saves", 0) for r in results)
+        refused: dict[str, int] = {}
+        for r in results:
+            for code, n in r.get("refused", {}).items():
+                refused[code] = refused.get(code, 0) + n
+        row = {**info, "interval_s": interval, "load": load, "offered_per_s": n_rooms * self.args.experts / interval,
+               "saves": saves, "saves_per_s": saves / self.args.save_duration, "refused": refused,
+               "deliveries": len(lat), "missing": sum(r.get("missing", 0) for r in results),
+               "extra": sum(r.get("extra", 0) for r in results),
+               "mismatched": sum(r.get("mismatched", 0) for r in results),
+               "disconnected_early": sum(r.get("disconnected_early", 0) for r in results),
+               "p50": percentile(lat, 50), "p95": percentile(lat, 95), "p99": percentile(lat, 99),
+               "max": max(lat, default=None), "ack_p50": percentile(acks, 50), "ack_p99": percentile(acks, 99),
+               "server_cpu_s": usage["cpu_s"], "wall_s": wall,
+               "cpu_ms_per_save": 1000 * usage["cpu_s"] / saves if saves else None,
+               "events": {k: sum(r.get("events", {}).get(k, 0) for r in results) for k in rooms_load_events()},
+               "worker_peak_rss_mib": usage["worker_peak_rss_mib"]}
+        print_saves(row)
+        return row
 
 
 def rooms_load_events() -> tuple[str, ...]:
@@ -288,7 +301,7 @@ def measure(args) -> dict:
     result: dict = {"machine": machine(), "procs": args.procs, "threads": args.threads, "updates": args.updates,
                     "interval_s": args.interval, "scales": [], "saves": []}
     kinds = list(args.only) if "broadcast" in args.measure else []
-    kinds += ["ebid"] if "saves" in args.measure and "ebid" not in kinds else []
+    kinds += ["ebid"] if ("saves" in args.measure or args.profile_saves) and "ebid" not in kinds else []
     with tempfile.TemporaryDirectory(prefix="ebid-rooms-bench-", dir=args.workdir) as tmp_name:
         tmp = Path(tmp_name)
         pg.recreate(args.db_name)
@@ -322,6 +335,13 @@ def measure(args) -> dict:
                           f"{_ms(s['median']['ebid']['p99'])} ms, baseline {_ms(s['median']['baseline']['p50'])}/"
                           f"{_ms(s['median']['baseline']['p99'])} ms, ratios {[round(x, 2) for x in s['p99_ratios']]},"
                           f" median {s['p99_ratio']}", flush=True)
+            if args.profile_saves:
+                prof = rooms_setup.profile_saves(rooms.env, rooms.seeded["plan"], args.profile_saves)
+                result["profile_saves"] = prof
+                print(f"\nsave handler in-process ({prof['saves']} saves, {prof['refused']} refused): CPU median "
+                      f"{prof['cpu_ms_median']:.1f} ms, wall median {prof['wall_ms_median']:.1f} ms, "
+                      f"{prof['statements_per_save']:.1f} SQL statements per save; the last one's:", flush=True)
+                print("\n".join(f"  {q}" for q in prof["last_save_sql"]) + "\n" + prof["profile"], flush=True)
             if "saves" in args.measure:
                 print(f"\nsaves: {max(args.rooms)} rooms, {args.save_duration} s per rate", flush=True)
                 result["saves"] = rooms.saves(max(args.rooms))
@@ -359,8 +379,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--join-concurrency", type=int, default=20, help="connects and joins in flight at once")
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument("--only", default="ebid,baseline", help="broadcast: run only these (comma-separated)")
-    parser.add_argument("--save-intervals", default="2,1,0.5,0.25", help="seconds between one expert's saves")
+    parser.add_argument("--save-interval", type=float, default=2.0, help="the target: seconds between one "
+                        "expert's saves (2 s: 4.5 saves/s per room)")
+    parser.add_argument("--scan-intervals", default="12,8,6,4,3,1.5,1,0.5",
+                        help="then these, from the target towards the rate where p99 passes --limit-ms")
     parser.add_argument("--save-duration", type=float, default=30.0, help="seconds of typing per rate")
+    parser.add_argument("--ebid-app", default="ebid.wsgi:app", help="ebid's WSGI target (experiments: a wrapper)")
+    parser.add_argument("--ebid-chdir", type=Path, default=ROOT, help="where gunicorn finds --ebid-app")
+    parser.add_argument("--profile-saves", type=int, default=0,
+                        help="also run this many saves in-process (test client) under cProfile")
     parser.add_argument("--limit-ms", type=float, default=250.0, help="stop raising the save rate past this p99")
     parser.add_argument("--quick", action="store_true", help="4 rooms, 40 events, 1 pair, saves at 2 s and 1 s")
     parser.add_argument("--pg-url", default=os.environ.get("EBID_TEST_DATABASE_URL")
@@ -374,11 +401,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.rooms, args.threads, args.updates, args.pairs, args.settle = "4", 60, 40, 1, 1.0
-        args.save_intervals, args.save_duration = "2,1", 6.0
+        args.scan_intervals, args.save_duration = "1", 6.0
     args.rooms = [int(c) for c in str(args.rooms).split(",") if c.strip()]
     args.only = [k for k in args.only.split(",") if k in ("ebid", "baseline")]
-    args.measure = [k for k in args.measure.split(",") if k in ("broadcast", "saves")]
-    args.save_intervals = [float(x) for x in str(args.save_intervals).split(",") if x.strip()]
+    args.measure = [k for k in args.measure.split(",") if k in ("broadcast", "saves", "none")]
+    args.scan_intervals = [float(x) for x in str(args.scan_intervals).split(",") if x.strip()]
     clients = max(args.rooms, default=0) * (args.experts + args.supervisors)
     if not args.rooms or min(args.rooms) < 1 or not args.measure or args.procs * args.threads <= clients:
         parser.error("give at least 1 room, a measurement, and processes x threads above the number of clients")

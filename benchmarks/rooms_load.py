@@ -11,7 +11,7 @@ answering each with one JSON line:
   waiting for the stragglers (bounded), print the latencies and the missing / duplicated counts for
   ``N`` events sent to each room.
 * ``save INTERVAL DURATION``: measurement 2. Every member client sends ``action`` ``save_sheet`` (one
-  more criterion typed into a sheet) every INTERVAL seconds for DURATION seconds, each save after the
+  more criterion typed into a sheet; the whole draft sent, as room.js does) every INTERVAL seconds for DURATION seconds, each save after the
   previous one's answer (an autosave never overlaps itself). Every client records the ``room.progress``
   events of the other members. A member's k-th progress event received is matched with that member's
   k-th answered save (one socket, one member: the server commits its saves in order), and checked
@@ -147,9 +147,10 @@ class Client:
         due = start + self.rng.uniform(0, interval)
         while due < start + duration and not self.disconnected_early:
             await asyncio.sleep(max(0.0, due - time.time()))
-            bid, code, value, filled = self.next_value()
+            bid, _code, _value, filled = self.next_value()
+            # as room.js does: the sheet's whole valid draft, its comments and the revision it last saw
             args = {"evaluation_id": self.evaluation_id, "name": "save_sheet", "bid_opening_id": bid,
-                    "values": {code: value}, "comments": None, "revision": self.revision.get(bid)}
+                    "values": dict(self.typed[bid]), "comments": {}, "revision": self.revision.get(bid)}
             emit = {"t": time.time(), "bid": bid, "filled": filled, "ok": False, "ack_s": None, "code": None}
             self.emits.append(emit)
             try:

@@ -326,3 +326,68 @@ class BaselineEmitter:
     def send(self, evaluation_id: int, seq: int) -> None:
         self.sio.emit("room.progress", {**self.payloads[evaluation_id], "bench_seq": seq, "bench_sent": time.time()},
                       to=f"evaluation:{evaluation_id}", namespace="/room")
+
+
+def profile_saves(env: dict[str, str], plan: list[dict], saves: int, top: int = 30) -> dict:
+    """The save handler in-process, one expert at a time through the /room namespace (Flask-SocketIO test
+    client: the real ``action`` handler, no websocket): CPU and SQL statements per save, and a cProfile."""
+    import cProfile
+    import io
+    import pstats
+
+    from sqlalchemy import event
+
+    from core.db import db
+    from core.realtime import socketio
+
+    app = make_app(env)
+    members = [p for p in plan if p["role"] == "member"][:9]
+    statements = [0]
+
+    last: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        statements[0] += 1
+        last.append(" ".join(statement.split())[:160])
+    with app.app_context():
+        event.listen(db.engine, "before_cursor_execute", count)
+    clients = []
+    for p in members:
+        c = socketio.test_client(app, namespace="/room", auth={"token": p["token"]})
+        answer = c.emit("join", {"evaluation_id": p["evaluation_id"]}, namespace="/room", callback=True)
+        if not answer.get("ok"):
+            raise RuntimeError(f"join refused in the profile: {answer}")
+        clients.append((c, p))
+    profiler, cpu, wall, refused, cursors = cProfile.Profile(), [], [], 0, [0] * len(clients)
+    statements[0] = 0
+    for i in range(saves):
+        k = i % len(clients)
+        c, p = clients[k]
+        criterion = p["criteria"][cursors[k] % len(p["criteria"])]
+        bid = p["bids"][(cursors[k] // len(p["criteria"])) % len(p["bids"])]
+        cursors[k] += 1
+        value = "pass" if criterion["kind"] == "pass_fail" else criterion["max"]
+        args = {"evaluation_id": p["evaluation_id"], "name": "save_sheet", "bid_opening_id": bid,
+                "values": {criterion["code"]: value}}
+        last.clear()
+        t, started = time.process_time(), time.perf_counter()
+        profiler.enable()
+        answer = c.emit("action", args, namespace="/room", callback=True)
+        profiler.disable()
+        cpu.append(time.process_time() - t)
+        wall.append(time.perf_counter() - started)
+        refused += not answer.get("ok")
+        c.get_received("/room")
+    for c, _p in clients:
+        c.disconnect(namespace="/room")
+    with app.app_context():
+        event.remove(db.engine, "before_cursor_execute", count)
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(r"/(core|evaluation|bidding)/", top)
+    stats.sort_stats("tottime").print_stats(top)
+    cpu.sort()
+    wall.sort()
+    return {"saves": saves, "refused": refused, "cpu_ms_median": 1000 * cpu[len(cpu) // 2],
+            "wall_ms_median": 1000 * wall[len(wall) // 2], "statements_per_save": statements[0] / saves,
+            "last_save_sql": list(last), "profile": out.getvalue()}

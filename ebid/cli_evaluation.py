@@ -4,22 +4,28 @@
 * ``verify-draw --tender CODE``: recompute every round from the stored seed, beacon and frozen list and
   check it against the tender's transparency log (commitment before reveal, SHA-256 of the seed);
 * ``export-draw --tender CODE -o FILE`` and ``verify-draw --file FILE``: the same check offline, from
-  the exported document alone (no database).
+  the exported document alone (no database);
+* ``sign-declaration --key KEY TEXT``: sign a recusal declaration with the expert's certificate key.
 
 A failed verification exits with status 1.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 from pathlib import Path
 
 import click
+from cryptography.hazmat.primitives import serialization
 from flask.cli import AppGroup
 from sqlalchemy import select
 
 from bidding.models import Tender
 from core.actor import Actor
 from core.db import db
+from crypto import keys
 from evaluation import drawing, experts
 from evaluation.draw_errors import ImportRejected
 from evaluation.draw_rules import RoundCheck
@@ -75,7 +81,11 @@ def verify_draw_command(tender_code: str | None, file: Path | None) -> None:
     if bool(tender_code) == bool(file):
         raise click.UsageError("Give either --tender CODE or --file FILE.")
     if file is not None:
-        code, checks = drawing.verify_document(file.read_bytes())
+        data = file.read_bytes()
+        code, checks = drawing.verify_document(data)
+        if code is not None:
+            click.echo(f"log key id {drawing.log_key_id(json.loads(data))}: compare it with the platform's "
+                       "published transparency keys (/api/transparency/keys).")
         _report(code, checks)
         return
     tender = _tender(tender_code)
@@ -95,3 +105,23 @@ def export_draw_command(tender_code: str, output: Path) -> None:
     output.write_bytes(drawing.export_document(tender))
     click.echo(f"Wrote {output} ({len(drawing.request_of(tender.id).rounds)} round(s)); check it with "
                f"`ebid evaluation verify-draw --file {output}`.")
+
+
+@evaluation_cli.command("sign-declaration")
+@click.option("--key", "key_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The expert's certificate key: an EBIDKEY file (passphrase asked) or an unencrypted PEM key.")
+@click.option("--passphrase", envvar="EBID_KEY_PASSPHRASE", default=None, help="Passphrase of an EBIDKEY file.")
+@click.argument("text_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def sign_declaration_command(key_file: Path, passphrase: str | None, text_file: Path) -> None:
+    """Sign a recusal declaration (回避声明, the UTF-8 text as shown) and print the base64 signature to paste."""
+    data = key_file.read_bytes()
+    try:
+        if keys.PEM_BEGIN.encode() in data:
+            key = keys.decrypt_private_key(data, passphrase or click.prompt("Passphrase", hide_input=True))
+        else:
+            key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as exc:
+        raise click.ClickException(f"Cannot open the key: {exc}") from None
+    text = text_file.read_text(encoding="utf-8")
+    click.echo(f"SHA-256 of the text: {hashlib.sha256(text.encode('utf-8')).hexdigest()}", err=True)
+    click.echo(base64.b64encode(keys.sign(key, text.encode("utf-8"))).decode())

@@ -17,6 +17,7 @@ from typing import Any
 from flask_babel import lazy_gettext as _l
 
 from core.errors import ValidationFailed
+from core.i18n import N_
 
 PASS_FAIL, SCORE = "pass_fail", "score"
 KINDS = (PASS_FAIL, SCORE)
@@ -28,20 +29,20 @@ CENT = Decimal("0.01")
 
 # the default preliminary review (初步评审): code, group, title
 _PRELIMINARY = (
-    ("F1", "形式", "Bid letter signed and sealed; bidder name matches the licence"),
-    ("F2", "形式", "Bid format as required by the tender documents"),
-    ("Q1", "资格", "Business licence and qualification certificates valid"),
-    ("Q2", "资格", "Project manager qualified and not committed to another project"),
-    ("R1", "响应性", "Duration within the required duration"),
-    ("R2", "响应性", "Quality standard as required"),
-    ("R3", "响应性", "Bid price not above the ceiling price (最高投标限价)"),
+    ("F1", "形式", N_("Bid letter signed and sealed; bidder name matches the licence")),
+    ("F2", "形式", N_("Bid format as required by the tender documents")),
+    ("Q1", "资格", N_("Business licence and qualification certificates valid")),
+    ("Q2", "资格", N_("Project manager qualified and not committed to another project")),
+    ("R1", "响应性", N_("Duration within the required duration")),
+    ("R2", "响应性", N_("Quality standard as required")),
+    ("R3", "响应性", N_("Bid price not above the ceiling price (最高投标限价)")),
 )
 # the default technical review (详细评审 技术): code, share of the technical weight, title
 _TECHNICAL = (
-    ("T1", Decimal("0.4"), "Construction plan and technical measures"),
-    ("T2", Decimal("0.2"), "Quality assurance measures"),
-    ("T3", Decimal("0.2"), "Safety and environmental measures"),
-    ("T4", Decimal("0.2"), "Schedule and resource plan"),
+    ("T1", Decimal("0.4"), N_("Construction plan and technical measures")),
+    ("T2", Decimal("0.2"), N_("Quality assurance measures")),
+    ("T3", Decimal("0.2"), N_("Safety and environmental measures")),
+    ("T4", Decimal("0.2"), N_("Schedule and resource plan")),
 )
 
 

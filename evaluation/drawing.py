@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
@@ -27,7 +28,7 @@ from bidding import translog
 from bidding.models import Tender, TenderStatus
 from bidding.opening_models import BidOpening
 from bidding.policy import require_manager
-from bidding.receipts import epoch_ms
+from bidding.receipts import epoch_ms, key_id_hex, log_key
 from bidding.sealed_checks import lock_tender
 from bidding.sealed_models import LogEntry
 from core import audit
@@ -37,7 +38,9 @@ from core.db import db
 from core.errors import DomainError, NotFound
 from core.identity.access import is_admin
 from core.identity.models import Organisation
-from crypto.receipt import DocumentFormatError, parse_log_entry
+from crypto import merkle
+from crypto.keys import public_key_pem
+from crypto.receipt import DocumentFormatError, parse_log_entry, verify_tree_head
 from evaluation import draw_rules as R
 from evaluation.draw_errors import DrawRefused, NoDrawRequest
 from evaluation.experts import draws_for_tenderer
@@ -276,12 +279,45 @@ def round_record(row: DrawRound) -> dict[str, Any]:
 
 
 def export_body(tender: Tender) -> dict[str, Any]:
+    """Rounds, their log entries with inclusion proofs, the latest signed tree head and the log's public key."""
     request = require_request(tender.id)
     entries = db.session.scalars(select(LogEntry).where(LogEntry.tender_id == tender.id,
                                                         LogEntry.kind.in_(("draw.commit", "draw.reveal")))
                                  .order_by(LogEntry.index))
+    head = translog.latest_head(tender.id)
+    log = []
+    for e in entries:
+        proof = translog.inclusion_proof(tender.id, e.index, head.tree_size) if head and e.index < head.tree_size \
+            else []
+        log.append({"index": e.index, "entry": base64.b64encode(bytes(e.entry)).decode(),
+                    "proof": [h.hex() for h in proof]})
     return {"format": EXPORT_FORMAT, "tender": tender.code, "rounds": [round_record(r) for r in request.rounds],
-            "log": [{"index": e.index, "entry": base64.b64encode(bytes(e.entry)).decode()} for e in entries]}
+            "log": log, "head": json.loads(head.document) if head else None,
+            "log_key": public_key_pem(log_key().public_key()).decode()}
+
+
+def log_key_id(body: dict[str, Any]) -> str:
+    """Key id of the log key named in an export (compare it with the platform's published keys)."""
+    return key_id_hex(serialization.load_pem_public_key(body["log_key"].encode()))
+
+
+def anchor_check(tender_code: str, body: dict[str, Any]) -> R.RoundCheck:
+    """The draw entries are in the tender's log: each proven included in a tree head signed by the log key."""
+    check = R.RoundCheck(0)
+    try:
+        if not body.get("head"):
+            check.problems.append(_l("No signed tree head of the tender's log covers the draw."))
+            return check
+        head = verify_tree_head(body["head"], serialization.load_pem_public_key(body["log_key"].encode()))
+        if head.log_id != f"ebid/tender/{tender_code}":
+            check.problems.append(_l("The tree head belongs to another log (%(log)s).", log=head.log_id))
+        for e in body["log"]:
+            merkle.verify_inclusion(merkle.leaf_hash(base64.b64decode(e["entry"], validate=True)), e["index"],
+                                    head.tree_size, [bytes.fromhex(h) for h in e["proof"]], head.root_hash)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        check.problems.append(_l("The draw entries are not proven to be in the tender's signed log (%(error)s).",
+                                 error=type(exc).__name__))
+    return check
 
 
 def export_document(tender: Tender) -> bytes:
@@ -321,7 +357,11 @@ def verify_tender(tender_id: int) -> list[R.RoundCheck]:
     tender = _tender(tender_id)
     body = export_body(tender)
     log = [(e["index"], parse_log_entry(base64.b64decode(e["entry"]))) for e in body["log"]]
-    return check_rounds(tender.code, body["rounds"], log)
+    return [*check_rounds(tender.code, body["rounds"], log), *_failed(anchor_check(tender.code, body))]
+
+
+def _failed(check: R.RoundCheck) -> list[R.RoundCheck]:
+    return [] if check.ok else [check]
 
 
 def verify_document(data: bytes) -> tuple[str | None, list[R.RoundCheck]]:
@@ -336,7 +376,8 @@ def verify_document(data: bytes) -> tuple[str | None, list[R.RoundCheck]]:
         if body.get("format") != EXPORT_FORMAT:
             return broken(_l("This is not an expert draw export (%(format)s).", format=EXPORT_FORMAT))
         log = [(e["index"], parse_log_entry(base64.b64decode(e["entry"], validate=True))) for e in body["log"]]
-        return body["tender"], check_rounds(body["tender"], body["rounds"], log)
+        return body["tender"], [*check_rounds(body["tender"], body["rounds"], log),
+                                *_failed(anchor_check(body["tender"], body))]
     except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError, binascii.Error,
             DocumentFormatError, DomainError) as exc:
         return broken(_l("The file is not a readable draw export (%(error)s).", error=type(exc).__name__))

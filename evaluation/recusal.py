@@ -31,7 +31,7 @@ from bidding.receipts import epoch_ms
 from bidding.sealed_checks import lock_tender
 from core import audit
 from core.actor import Actor
-from core.clock import now
+from core.clock import beijing, now
 from core.db import db
 from core.errors import NotFound, ValidationFailed
 from core.identity.ca import CertificateRefused, verify_certificate
@@ -87,7 +87,7 @@ def invite(actor: Actor, member: CommitteeMember) -> None:
                body=_l("You were drawn as an expert (specialty %(specialty)s) for tender %(code)s. Open "
                        "\"My invitations\" to accept or decline. Check-in: %(check_in)s; venue: %(venue)s."),
                code=tender.code, specialty=member.specialty, venue=member.venue or "-",
-               check_in=request.check_in_at.isoformat() if request.check_in_at else "-")
+               check_in=beijing(request.check_in_at).strftime("%Y-%m-%d %H:%M (北京时间)") if request.check_in_at else "-")
     _log(tender, "invited", member, detail=member.specialty)
     db.session.flush()
     audit.record(actor, "draw.invited", "committee_member", member.id,

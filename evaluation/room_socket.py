@@ -2,8 +2,7 @@
 
 Connect: authenticated by the session cookie (Flask-Login) or by ``auth={"token": "ebid_..."}``, an API
 token, as the opening hall (:mod:`bidding.hall`); anyone else is refused. Every connection joins its
-person's own room (``person:<id>``), where per-viewer data (``room.sheet``) and a bidder's clarification
-requests arrive.
+person's own room (``person:<id>``), where per-viewer data (``room.sheet``) arrives.
 
 ``join`` ``{evaluation_id}`` is authorised again (:func:`evaluation.room_state.room_access`: signed-in
 committee members and supervisors only) and answered with the full state for that viewer
@@ -44,7 +43,7 @@ from core.realtime import publish
 from evaluation import room
 from evaluation.room_errors import NotInRoom, ReadOnly
 from evaluation.room_events import CLARIFICATION, NAMESPACE, PRESENCE, person_room, room_name, supervisor_room
-from evaluation.room_state import RoomAccess, room_access, room_state
+from evaluation.room_state import RoomAccess, room_access, room_state, sheet_view
 from evaluation.views_room import bidder_orgs_in, bidder_room, clarification_view, for_organisations
 
 log = logging.getLogger(__name__)
@@ -136,12 +135,6 @@ def _answer(exc: DomainError) -> dict[str, Any]:
     return {"ok": False, **exc.to_dict()}
 
 
-def sheet_view(sheet) -> dict[str, Any]:
-    return {"bid_opening_id": sheet.bid_opening_id, "member_id": sheet.member_id, "values": dict(sheet.values or {}),
-            "comments": dict(sheet.comments or {}), "revision": sheet.revision,
-            "submitted": sheet.submitted_at is not None}
-
-
 def run_action(actor, evaluation_id: int, name: str, data: dict[str, Any]) -> dict[str, Any]:
     """Call the room service for ``name`` (it checks the rights and the room status); the answer's extras."""
     if name == "save_sheet":
@@ -158,8 +151,6 @@ def run_action(actor, evaluation_id: int, name: str, data: dict[str, Any]) -> di
         minutes = _int(data, "minutes") if data.get("minutes") not in (None, "") else 30
         row = room.ask_clarification(actor, evaluation_id, _int(data, "bid_opening_id"), _text(data, "question"),
                                      minutes=minutes)
-        db.session.flush()
-        db.session.refresh(row)
         publish(CLARIFICATION, clarification_view(row), room=bidder_room(row.bid_opening.tender_id,
                                                                          row.organisation_id), namespace=NAMESPACE)
         return {"clarification_id": row.id}
@@ -168,7 +159,7 @@ def run_action(actor, evaluation_id: int, name: str, data: dict[str, Any]) -> di
                                  _text(data, "reason"))
         return {"dispute_id": row.id}
     if name == "vote_dispute":
-        row = room.vote_dispute(actor, _int(data, "dispute_id"), _text(data, "vote"), data.get("reason") or None)
+        row = room.vote_dispute(actor, _int(data, "dispute_id"), _text(data, "vote"), _text(data, "reason") or None)
         return {"dispute_id": row.id, "status": row.status.value}
     if name == "write_summary":
         room.write_summary(actor, evaluation_id, _text(data, "text"))
@@ -211,8 +202,6 @@ class RoomNamespace(Namespace):
                 person = current_user._get_current_object()
         except InvalidToken as exc:
             raise ConnectionRefusedError(exc.to_dict()) from None
-        finally:
-            db.session.rollback()
         if person is None or not person.is_enabled:
             raise ConnectionRefusedError(NotAuthenticated(_l("Log in to enter the scoring room.")).to_dict())
         with self._lock:
@@ -237,8 +226,18 @@ class RoomNamespace(Namespace):
         person = self._person()
         access = room_access(person.id, evaluation_id)
         if access is None:
+            self._evict(evaluation_id)
             raise NotInRoom()
         return person, access
+
+    def _evict(self, evaluation_id: int) -> None:
+        """Out of a room this connection joined but may no longer be in (recused, replaced): no more events."""
+        with self._lock:
+            joined = self._clients.get(request.sid, {}).get("rooms", {}).pop(evaluation_id, None)
+        if joined is not None:
+            leave_room(room_name(evaluation_id))
+            leave_room(supervisor_room(evaluation_id))
+            self._left(evaluation_id)
 
     # --- the room -------------------------------------------------------------------------------------
 
@@ -278,12 +277,7 @@ class RoomNamespace(Namespace):
             evaluation_id = _int(data if isinstance(data, dict) else {}, "evaluation_id")
         except DomainError as exc:
             return _answer(exc)
-        with self._lock:
-            joined = self._clients.get(request.sid, {}).get("rooms", {}).pop(evaluation_id, None)
-        if joined is not None:
-            leave_room(room_name(evaluation_id))
-            leave_room(supervisor_room(evaluation_id))
-            self._left(evaluation_id)
+        self._evict(evaluation_id)
         return {"ok": True}
 
     def on_heartbeat(self, _data: Any = None) -> dict[str, Any]:
@@ -320,6 +314,10 @@ class RoomNamespace(Namespace):
         except DomainError as exc:
             db.session.rollback()
             return _answer(exc)
+        except Exception:
+            db.session.rollback()
+            log.exception("room state failed")
+            return _answer(PlatformFailure())
         return {"ok": True, "state": state, "presence": presence_payload(evaluation_id)}
 
     def on_action(self, data: Any) -> dict[str, Any]:
@@ -360,8 +358,7 @@ class RoomNamespace(Namespace):
             if not org_ids:
                 raise Forbidden(_l("Only a bidder with a bid in this tender sees the committee's clarification "
                                    "requests."), code="bidder_required")
-            rows = [clarification_view(c)
-                    for c in for_organisations(tender_id, org_ids)]
+            rows = [clarification_view(c) for c in for_organisations(tender_id, org_ids)]
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()

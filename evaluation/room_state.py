@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from flask_babel import gettext
 from sqlalchemy import select
 
 from bidding.opening_models import BidOpening, BidOpeningStatus, OpeningParticipant, ParticipantRole
@@ -187,7 +188,9 @@ def bid_view(bid: BidOpening, evaluation: Evaluation) -> dict[str, Any]:
 
 
 def chair_view(evaluation: Evaluation, access: RoomAccess | None = None) -> dict[str, Any]:
-    votes = list(db.session.scalars(select(ChairVote).where(ChairVote.evaluation_id == evaluation.id)))
+    seated = {m.id for m in signed_in_members(evaluation.tender_id)}  # a recused member's vote no longer counts
+    votes = [v for v in db.session.scalars(select(ChairVote).where(ChairVote.evaluation_id == evaluation.id))
+             if v.voter_id in seated and v.candidate_id in seated]
     counts: dict[int, int] = {}
     for vote in votes:
         counts[vote.candidate_id] = counts.get(vote.candidate_id, 0) + 1
@@ -244,7 +247,8 @@ def room_state(evaluation_id: int, access: RoomAccess, *, present: Collection[in
         "viewer": {"role": access.role, "name": access.name, "member_id": access.member_id,
                    "person_id": access.person_id, "read_only": access.role == SUPERVISOR},
         **status_view(evaluation),
-        "criteria": criteria,
+        # default titles are catalogue msgids (criteria.N_), shown in the viewer's language; others as written
+        "criteria": [{**c, "title": gettext(c["title"])} for c in criteria],
         "bids": [bid_view(b, evaluation) for b in bid_openings(evaluation.tender_id)],
         **members_view(evaluation, present_ids),
         "chair": chair_view(evaluation, access),

@@ -5,7 +5,7 @@
   commitments and revealed seeds, a verify button, member statuses; names sealed until the evaluation
   starts) and ``/tenders/<id>/draw/export`` (the JSON document ``ebid evaluation verify-draw`` checks);
 * experts: ``/my/invitations`` (accept, decline, declare a conflict) and the sign-in page with the
-  recusal declaration, which leads to the scoring room.
+  recusal declaration, which opens onto the scoring room.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from bidding.models import Tender
+from bidding.tender_form import beijing_input, parse_beijing
 from core.actor import Actor
 from core.db import db
 from core.errors import Forbidden, NotAuthenticated, NotFound, ValidationFailed
@@ -46,7 +47,7 @@ STATUS_LABELS = {
 @bp.app_context_processor
 def _labels() -> dict[str, Any]:
     return {"draw_status_label": lambda s: str(STATUS_LABELS.get(s, s)),
-            "draw_reason_label": lambda r: str(REASON_LABELS.get(r, r))}
+            "draw_reason_label": lambda r: str(REASON_LABELS.get(r, r)), "beijing_input": beijing_input}
 
 
 def _person():
@@ -158,6 +159,10 @@ def _request_form(actor: Actor, tender: Tender) -> Any:
               "excluded_usccs": [u.strip().upper() for u in form.get("excluded_usccs", "").replace(",", "\n").splitlines()
                                  if u.strip()],
               "frequency_cap": _parse_int(form.get("frequency_cap"), "frequency_cap", errors)}
+    try:
+        values["check_in_at"] = parse_beijing(form.get("check_in_at"))
+    except ValueError:
+        errors["check_in_at"] = [_("Enter a date and time (Beijing time).")]
     if errors:
         raise ValidationFailed(fields=errors)
     return drawing.request_draw(actor, tender.id, **values)

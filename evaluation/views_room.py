@@ -97,7 +97,7 @@ def room_strings() -> dict[str, str]:
         "nobody": _("Nobody is connected."), "no_clarifications": _("No clarification requests yet."),
         "no_disputes": _("No disputes."), "no_warnings": _("No deviation warnings."),
         "status_open": _("waiting for the answer"), "status_answered": _("answered"), "status_expired": _("expired"),
-        "due": _("due %(at)s"), "answer": _("Answer"), "hidden_sheet": _("hidden until both have submitted"),
+        "due": _("due %(at)s (Beijing time)"), "answer": _("Answer"), "hidden_sheet": _("hidden until both have submitted"),
         "warning": _("%(member)s scored %(criterion)s %(value)s; the others' mean is %(mean)s (range %(range)s)."),
         "dispute_votes": _("pass %(pass)s · fail %(fail)s"), "decided": _("decided: %(outcome)s"),
         "vote_pass": _("Vote pass"), "vote_fail": _("Vote fail"), "bid_file": _("Bid file (ZIP)"),
@@ -107,6 +107,19 @@ def room_strings() -> dict[str, str]:
         "read_only": _("Supervisors see every sheet read-only."), "no_bids": _("No opened bids."),
         "member": _("Member"), "all_sheets": _("Sheets of all members"),
     }
+
+
+@bp.app_template_global("clarifications_url")
+def clarifications_url(tender) -> str | None:
+    """The tender page's link to the bidder's clarification page: for a bidder with an opened bid, once the
+    evaluation has started; None for everyone else."""
+    if not current_user.is_authenticated or not current_user.has_role(Role.BIDDER):
+        return None
+    if db.session.scalar(select(Evaluation.id).where(Evaluation.tender_id == tender.id)) is None:
+        return None
+    if not bidder_orgs_in(tender.id, current_user._get_current_object()):
+        return None
+    return url_for("evaluation_room.clarifications", tender_id=tender.id)
 
 
 def _room_access(evaluation_id: int):
@@ -185,7 +198,7 @@ def clarifications(tender_id: int):
         if refused is None:
             return redirect(url_for("evaluation_room.clarifications", tender_id=tender.id) + f"#c{row.id}", 303)
         error = refused[0]
-    rows = [{**clarification_view(c), "due_text": f"{beijing(c.due_at):%Y-%m-%d %H:%M} (北京时间)"}
+    rows = [{**clarification_view(c), "due_text": f"{beijing(c.due_at):%Y-%m-%d %H:%M}"}
             for c in for_organisations(tender.id, org_ids)]
     config = {"tenderId": tender.id, "namespace": NAMESPACE, "socketPath": "/socket.io",
               "csrfToken": generate_csrf(), "action": url_for("evaluation_room.clarifications", tender_id=tender.id)}

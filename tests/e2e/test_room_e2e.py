@@ -49,12 +49,24 @@ def _open(browser, server: str, name: str, person, path: str):
 
 
 @pytest.fixture
+def server(request) -> str:
+    """The app served from a thread on 127.0.0.1 with CSRF on (test_publish_flow's live_server)."""
+    return request.getfixturevalue("live_server")
+
+
+@pytest.fixture
+def browser(request):
+    """A function opening a fresh Chromium profile (test_publish_flow's browser_context)."""
+    return request.getfixturevalue("browser_context")
+
+
+@pytest.fixture
 def r(make_room):
     """The room, built before the browser starts (signing the opening record runs its own event loop)."""
     return make_room(experts=3, bidders=3)
 
 
-def test_three_experts_and_a_supervisor_score_and_clarify_live(r, live_server, browser_context):
+def test_three_experts_and_a_supervisor_score_and_clarify_live(r, server, browser):
     criteria = r.evaluation.criteria
     score = next(c for c in criteria if c["kind"] == "score")
     first = next(c for c in criteria if c["kind"] == "pass_fail")
@@ -65,7 +77,7 @@ def test_three_experts_and_a_supervisor_score_and_clarify_live(r, live_server, b
     pages = {}
     for name, person in (("expert-1", r.experts[0]), ("expert-2", r.experts[1]), ("expert-3", r.experts[2]),
                          ("supervisor", r.supervisor)):
-        page = _open(browser_context, live_server, f"room-{name}", person, room_path)
+        page = _open(browser, server, f"room-{name}", person, room_path)
         page.wait_for_selector("#room-app[data-connected=yes][data-status=scoring]")
         pages[name] = page
     for page in pages.values():  # everyone sees the three members online and the two opened bids
@@ -75,6 +87,8 @@ def test_three_experts_and_a_supervisor_score_and_clarify_live(r, live_server, b
         assert page.locator(f"[data-progress-cell='{me}:{bid}']").get_attribute("data-filled") == "0"
     supervisor = pages["supervisor"]
     assert supervisor.locator("[data-read-only]").count() == 1
+    assert supervisor.locator("[data-suspend-form]").is_visible() and supervisor.locator("[data-resume]").is_hidden()
+    assert pages["expert-2"].locator("[data-summary-form]").is_hidden()  # no chair elected yet
     assert supervisor.locator("[data-sheet] input").count() == 0  # nothing to type in: read-only
     shot(pages["expert-1"], "room-01-expert-joined")
 
@@ -108,7 +122,7 @@ def test_three_experts_and_a_supervisor_score_and_clarify_live(r, live_server, b
 
     # a clarification round trip: the bidder's page shows the question live and answers it
     bidder = r.bidder_of(bid)
-    bidder_page = _open(browser_context, live_server, "bidder", bidder.person, f"/tenders/{r.tender_id}/clarifications")
+    bidder_page = _open(browser, server, "bidder", bidder.person, f"/tenders/{r.tender_id}/clarifications")
     bidder_page.wait_for_selector("#clarifications-app[data-connected=yes]")
     assert bidder_page.locator("[data-clarification]").count() == 0
     question = "请说明项目经理目前是否有在建项目。"
@@ -135,3 +149,25 @@ def test_three_experts_and_a_supervisor_score_and_clarify_live(r, live_server, b
     row = db.session.query(Clarification).one()
     assert row.status == ClarificationStatus.ANSWERED and row.answer == answer
     shot(pages["expert-3"], "room-05-the-answer-arrives-in-the-room")
+
+    # the chair: two of three votes elect expert 3, whose page then shows the summary form
+    chair = r.member_ids[2]
+    for name in ("expert-1", "expert-2"):
+        pages[name].click(f"[data-members] [data-vote-chair='{chair}']")
+    for page in pages.values():
+        page.wait_for_selector(f"[data-members] li[data-member='{chair}'][data-chair=yes] [data-chair-badge]")
+    pages["expert-3"].wait_for_selector("[data-summary-form]:not([hidden])")
+    assert pages["expert-1"].locator("[data-summary-form]").is_hidden()
+
+    # suspension: the supervisor suspends, every page shows the banner and the sheet is locked; then resumes
+    supervisor.fill("[data-suspend-form] textarea[name=reason]", "副场视频中断")
+    supervisor.click("[data-suspend-form] button[type=submit]")
+    for page in pages.values():
+        page.wait_for_selector("#room-app[data-status=suspended] [data-suspended]:not([hidden])")
+        assert "副场视频中断" in page.locator("[data-suspended]").inner_text()
+    expert.wait_for_selector(f"[data-sheet] input[data-score='{score['code']}'][disabled]")
+    shot(expert, "room-06-suspended")
+    supervisor.click("[data-resume]")
+    for page in pages.values():
+        page.wait_for_selector("#room-app[data-status=scoring] [data-suspended][hidden]", state="attached")
+    expert.wait_for_selector(f"[data-sheet] input[data-score='{score['code']}']:not([disabled])")

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from sqlalchemy import select
 
 from core.db import db
-from evaluation import drawing, experts
+from crypto import keys
+from evaluation import drawing, experts, recusal
 from evaluation.pool_models import DrawRound
 from tests.evaluation.draw_support import (  # noqa: F401  (fixtures)
+    committee_fixture,
     draw_tender_fixture,
+    expert_actor,
     make_expert_fixture,
     make_request_fixture,
+    open_bids_fixture,
     pool_fixture,
     staff_actor,
+    start_room_fixture,
 )
 from tests.factories import make_uscc
 
@@ -90,3 +96,24 @@ def test_verify_draw_needs_one_source(app):
     assert run(app, "verify-draw").exit_code == 2
     result = run(app, "verify-draw", "--tender", "NOPE")
     assert result.exit_code == 1 and "No tender has the code NOPE" in result.output
+
+
+def test_sign_declaration_with_the_certificate_key(app, tmp_path, committee, start_room, certify):
+    c = committee()
+    start_room(c.tender)
+    member = c.members[0]
+    key, cert = certify(person=member.expert.person)
+    db.session.commit()
+    key_file = tmp_path / "expert.key"
+    key_file.write_bytes(keys.encrypt_private_key(key, "expert passphrase", log2_n=keys.MIN_SCRYPT_LOG2_N))
+    text_file = tmp_path / "declaration.txt"
+    text = recusal.declaration_text(member)
+    text_file.write_text(text, encoding="utf-8")
+    result = app.test_cli_runner().invoke(args=["evaluation", "sign-declaration", "--key", str(key_file),
+                                                "--passphrase", "expert passphrase", str(text_file)])
+    assert result.exit_code == 0, result.output
+    signature = result.output.strip().splitlines()[-1]
+    recusal.sign_in(expert_actor(member.expert), member.id, text_sha256=hashlib.sha256(text.encode()).hexdigest(),
+                    signature=signature)
+    db.session.commit()
+    assert member.declaration_method == "certificate" and member.declaration_certificate_id == cert.id

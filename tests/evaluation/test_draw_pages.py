@@ -70,8 +70,12 @@ def test_manager_requests_draws_and_sees_statuses_without_names(app, client, poo
     assert response.status_code == 422 and "add up to 4" in response.get_data(as_text=True)
     assert drawing.request_of(tender.id) is None
     response = client.post(f"/tenders/{tender.id}/draw", data={
-        "specialties": "A010101:5", "committee_size": "5", "alternates": "2", "is_remote": "1"})
+        "specialties": "A010101:5", "committee_size": "5", "alternates": "2", "is_remote": "1",
+        "check_in_at": "2026-12-01T09:00", "venues": "主场 A\n副场 B"})
     assert response.status_code == 302
+    saved = drawing.request_of(tender.id)
+    assert saved.check_in_at.isoformat().startswith("2026-12-01T01:00") and saved.venues == ["主场 A", "副场 B"]
+    assert 'value="2026-12-01T09:00"' in client.get(f"/tenders/{tender.id}/draw").get_data(as_text=True)
     assert client.post(f"/tenders/{tender.id}/draw/run").status_code == 302
     page = client.get(f"/tenders/{tender.id}/draw").get_data(as_text=True)
     assert "data-sealed" in page and 'data-status="invited"' in page
@@ -121,7 +125,7 @@ def test_expert_accepts_and_declines_from_the_invitations_page(app, pool, draw_t
     assert c2.post(f"/my/invitations/{first.id}/accept").status_code == 404  # not theirs
 
 
-def test_sign_in_page_shows_the_declaration_and_leads_to_the_room(app, committee, start_room):
+def test_sign_in_page_shows_the_declaration_and_links_the_room(app, committee, start_room):
     c = committee()
     member = c.members[0]
     client = login(app.test_client(), member.expert.person)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import threading
 
 import pytest
 from sqlalchemy import select
 
+from bidding.receipts import key_id_hex, log_key
 from bidding.sealed_models import LogEntry
 from core.audit import AuditEvent
 from core.db import db
@@ -15,7 +18,7 @@ from core.errors import Forbidden
 from core.identity.access import actor_for
 from core.identity.models import OrganisationKind
 from core.notifications import Notification
-from crypto.receipt import parse_log_entry
+from crypto.receipt import log_entry, parse_log_entry
 from evaluation import draw_rules as R
 from evaluation import drawing, recusal
 from evaluation.draw_errors import DrawRefused, NotYourInvitation
@@ -30,6 +33,7 @@ from tests.evaluation.draw_support import (  # noqa: F401  (fixtures)
     pool_fixture,
     staff_actor,
 )
+from tests.factories import PASSWORD
 
 
 def log_bodies(tender) -> list[tuple[int, dict]]:
@@ -297,3 +301,57 @@ def test_verify_tender_reads_the_log_not_the_row(draw_tender, pool, make_request
     db.session.commit()
     [check] = drawing.verify_tender(tender.id)
     assert not check.ok and any("committed value" in str(p) for p in check.problems)
+
+
+def test_a_forged_log_entry_is_not_in_the_signed_log(draw_tender, pool, make_request):
+    pool(9)
+    tender = draw_tender()
+    make_request(tender)
+    drawn(tender)
+    body = json.loads(drawing.export_document(tender))
+    body.pop("sha256")
+    rnd = body["rounds"][0]
+    part = rnd["result"][SPECIALTY]
+    part["members"], part["alternates"] = [part["alternates"][0], *part["members"][1:]], part["alternates"]
+    for item in body["log"]:
+        entry = parse_log_entry(base64.b64decode(item["entry"]))
+        if entry["kind"] == "draw.reveal":
+            entry["result_sha256"] = R.sha256_hex(R.canonical(rnd["result"]))
+            fields = {k: v for k, v in entry.items() if k not in ("type", "kind")}
+            item["entry"] = base64.b64encode(log_entry("draw.reveal", **fields)).decode()
+    forged = R.canonical({**body, "sha256": R.sha256_hex(R.canonical(body))})
+    _code, checks = drawing.verify_document(forged)
+    text = " ".join(str(p) for c in checks for p in c.problems)
+    assert "not proven to be in the tender's signed log" in text
+    assert drawing.log_key_id(body) == key_id_hex(log_key().public_key())
+
+
+@pytest.mark.postgres
+def test_two_managers_drawing_at_once_make_one_round(app, draw_tender, pool, make_request, create_person):
+    pool(9)
+    tender = draw_tender()
+    make_request(tender)
+    second = create_person(roles=("tenderer",), organisation=tender.tenderer)
+    db.session.commit()
+    clients = []
+    for person in (tender.created_by, second):
+        client = app.test_client()
+        assert client.post("/login", data={"email": person.email, "password": PASSWORD}).status_code == 302
+        clients.append(client)
+    barrier = threading.Barrier(2)
+    codes: list[int] = []
+
+    def run(client):
+        barrier.wait(timeout=20)
+        codes.append(client.post(f"/tenders/{tender.id}/draw/run").status_code)
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(codes) == [302, 422]
+    db.session.expire_all()
+    assert len(drawing.request_of(tender.id).rounds) == 1
+    assert [b["kind"] for _i, b in log_bodies(tender)].count("draw.commit") == 1
+    assert len(members_of(tender)) == 7 and all(c.ok for c in drawing.verify_tender(tender.id))

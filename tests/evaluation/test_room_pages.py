@@ -142,3 +142,12 @@ def test_the_answer_reaches_the_room_state(app, r):
     [view] = [x for x in state["clarifications"] if x["id"] == c.id]
     assert view["status"] == "answered" and view["answer"] == "见附件。"
     assert db.session.scalar(select(Clarification.id).where(Clarification.answer == "见附件。")) == c.id
+
+
+def test_the_tender_page_links_bidders_to_their_clarification_page(app, r):
+    url = f"/tenders/{r.tender_id}"
+    html = login_client(app, r.bidders[0].person).get(url).get_data(as_text=True)
+    assert f'data-clarifications-link href="/tenders/{r.tender_id}/clarifications"' in html
+    for person in (r.experts[0], r.host):
+        assert "data-clarifications-link" not in login_client(app, person).get(url).get_data(as_text=True)
+    assert "data-clarifications-link" not in app.test_client().get(url).get_data(as_text=True)

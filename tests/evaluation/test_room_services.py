@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
+from bidding import translog
 from bidding.models import Tender, TenderStatus
 from core.clock import clock
 from core.db import db
@@ -378,3 +380,62 @@ def test_every_committee_event_is_audited_and_logged(make_room):
                 *["sheet-submitted"] * (5 * len(r.bid_ids)), "all-submitted", "summary", "completed"]
     assert logged == expected
     assert [a.replace("dispute-voted", "dispute-vote") for a in audited] == expected
+
+
+def _at_once(app, works) -> list:
+    """Run each of ``works`` in its own thread, app context and session, released together; return what each
+    returned or raised."""
+    barrier, outcomes = threading.Barrier(len(works)), [None] * len(works)
+
+    def run(i):
+        with app.app_context():
+            try:
+                barrier.wait()
+                outcomes[i] = works[i]()
+            except Exception as exc:  # noqa: BLE001 - the test asserts on it
+                db.session.rollback()
+                outcomes[i] = exc
+            finally:
+                db.session.remove()
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(works))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return outcomes
+
+
+@pytest.mark.postgres
+def test_simultaneous_submissions_and_votes_keep_one_log_and_one_outcome(make_room, app):
+    r = make_room(experts=5, bidders=3, failed=2)  # one evaluated bid
+    ev, bid = r.evaluation_id, r.bid_ids[0]
+    actors = [r.member_actor(i) for i in range(5)]
+    for actor in actors:
+        room.save_sheet(actor, ev, bid, FULL_SHEET)
+    db.session.commit()
+
+    def submitter(actor):
+        def work():
+            room.submit_sheet(actor, ev, bid)
+            db.session.commit()
+            return "ok"
+        return work
+
+    def voter(actor):
+        def work():
+            room.vote_chair(actor, ev, r.member_ids[0])
+            db.session.commit()
+            return "ok"
+        return work
+    assert _at_once(app, [submitter(a) for a in actors]) == ["ok"] * 5
+    outcomes = _at_once(app, [voter(a) for a in actors])
+    db.session.expire_all()
+    assert outcomes.count("ok") >= 3 and all(o == "ok" or o.code == "chair_elected" for o in outcomes)
+    assert r.evaluation.status == EvaluationStatus.SUMMARY and r.evaluation.chair_member_id == r.member_ids[0]
+    actions = room_actions(ev)
+    assert actions.count("evaluation.sheet_submitted") == 5 and actions.count("evaluation.all_submitted") == 1
+    assert actions.count("evaluation.chair_elected") == 1
+    events = [e["event"] for e in committee_events(r.tender_id)]
+    assert events.count("sheet-submitted") == 5 and events.count("chair-elected") == 1
+    indexes = [e.index for e in translog.entries(r.tender_id, 0, translog.size_of(r.tender_id))]
+    assert indexes == list(range(len(indexes)))

@@ -11,6 +11,8 @@ from sqlalchemy import select
 from core.db import db
 from core.identity.models import OrganisationKind
 from core.realtime import socketio
+from evaluation import room_flow
+from evaluation.pool_models import CommitteeMember, MemberStatus
 from evaluation.room_events import NAMESPACE
 from evaluation.room_models import ScoreSheet
 from evaluation.room_socket import PRESENCE_PREFIX, PRESENCE_STORE
@@ -312,3 +314,23 @@ def test_chair_vote_and_clarification_round_trip_with_the_bidder(app, r):
     assert pushed["status"] == "open" and "asked_by" not in pushed  # the expert stays anonymous to the bidder
     assert other.events("room.clarification") == []  # only the bidder asked
     assert any(e["id"] == asked["clarification_id"] for e in members[1].events("room.clarification"))
+
+
+def test_a_member_recused_meanwhile_is_refused_and_hears_no_more(app, r):
+    a, b = RoomClient(app, r.experts[0]), RoomClient(app, r.experts[1])
+    for c in (a, b):
+        assert c.join(r.evaluation_id)["ok"]
+    member = db.session.get(CommitteeMember, r.member_ids[1])
+    member.status, member.recusal_reason = MemberStatus.RECUSED, "former employee of a bidder"
+    db.session.flush()
+    room_flow.members_changed(r.evaluation_id)
+    db.session.commit()
+    b.received()
+    code = first_score(r)["code"]
+    refused = b.act(r.evaluation_id, "save_sheet", bid_opening_id=r.bid_ids[0], values={code: "1"})
+    assert refused["ok"] is False and refused["code"] == "not_in_room"
+    assert a.act(r.evaluation_id, "save_sheet", bid_opening_id=r.bid_ids[0], values={code: "1"})["ok"]
+    assert b.received() == []  # out of the room: no progress, no presence
+    assert b.call("state", {"evaluation_id": r.evaluation_id})["code"] == "not_joined"
+    presence = a.events("room.presence")[-1]
+    assert [p["member_id"] for p in presence["present"]] == [r.member_ids[0]]

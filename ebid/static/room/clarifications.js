@@ -3,28 +3,13 @@
 // as they are asked, each with a form to answer (a plain POST to the page). No text of its own: the
 // sentences come from data-strings.
 
+import { el, translator, when } from "./dom.js";
+
 const app = document.getElementById("clarifications-app");
 const config = JSON.parse(app.dataset.config);
-const S = JSON.parse(app.dataset.strings);
+const t = translator(JSON.parse(app.dataset.strings));
 const list = app.querySelector("[data-clarification-list]");
 const items = new Map();
-
-function t(key, params = {}) {
-  return (S[key] || key).replace(/%\((\w+)\)s/g, (_m, name) => (params[name] ?? ""));
-}
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value !== null && value !== undefined) node.setAttribute(name, value);
-  }
-  for (const child of children) node.append(child instanceof Node ? child : String(child ?? ""));
-  return node;
-}
-
-const beijing = new Intl.DateTimeFormat("zh-CN", { timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit",
-  day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false });
-const when = (iso) => (iso ? `${beijing.format(new Date(iso)).replace(/\//g, "-")} (北京时间)` : "");
 
 function form(c) {
   const f = el("form", { method: "post", action: config.action, class: "room-form", "data-answer-form": "" },

@@ -7,9 +7,12 @@
 // server decides); everyone sees everyone's progress. Supervisors see the same page read-only, with the
 // suspend/resume control. The page holds no text of its own: the sentences come from data-strings.
 
+import { el, translator, when } from "./dom.js";
+import { sheetEditor } from "./sheet.js";
+
 const app = document.getElementById("room-app");
 const config = JSON.parse(app.dataset.config);
-const S = JSON.parse(app.dataset.strings);
+const t = translator(JSON.parse(app.dataset.strings));
 const $ = (selector) => document.querySelector(selector);
 const $$ = (selector) => [...document.querySelectorAll(selector)];
 const HEARTBEAT_MS = 25000;
@@ -19,30 +22,12 @@ const room = { state: null, criteria: [], bids: [], members: [], progress: new M
   clarifications: new Map(), disputes: new Map(), warnings: [], chair: {}, presence: [], selected: null,
   drafts: new Map() };
 
-function t(key, params = {}) {
-  return (S[key] || key).replace(/%\((\w+)\)s/g, (_m, name) => (params[name] ?? ""));
-}
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value === null || value === undefined || value === false) continue;
-    if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
-    else node.setAttribute(name, value === true ? "" : value);
-  }
-  for (const child of children) if (child !== null && child !== undefined) node.append(child instanceof Node ? child : String(child));
-  return node;
-}
-
 function showError(message) {
   const box = $("[data-error]");
   box.textContent = message || "";
   box.hidden = !message;
 }
 
-const beijing = new Intl.DateTimeFormat("zh-CN", { timeZone: "Asia/Shanghai", month: "2-digit", day: "2-digit",
-  hour: "2-digit", minute: "2-digit", hour12: false });
-const when = (iso) => (iso ? beijing.format(new Date(/[zZ]|[+-]\d\d:\d\d$/.test(iso) ? iso : `${iso}Z`)) : "");
 const key = (memberId, bidId) => `${memberId}:${bidId}`;
 const memberName = (id) => (room.members.find((m) => m.member_id === id) || {}).name || `#${id}`;
 const bidOf = (id) => room.bids.find((b) => b.bid_opening_id === id);
@@ -61,6 +46,9 @@ function act(name, args = {}, done = null) {
     if (done) done(answer || { ok: false, message: t("network") });
   });
 }
+
+const sheets = sheetEditor({ room, config, t, act, readOnly, onPassFail: () => renderSheet(),
+  onSubmitted: () => { renderSheet(); renderBids(); } });
 
 function setConnected(connected) {
   $("[data-connection]").textContent = connected ? t("connected") : t("disconnected");
@@ -104,27 +92,9 @@ function applyState(state) {
   room.clarifications = new Map((state.clarifications || []).map((c) => [c.id, c]));
   room.disputes = new Map((state.disputes || []).map((d) => [d.id, d]));
   room.warnings = state.warnings || [];
-  for (const sheet of room.sheets.values()) { // the server's draft, unless this page has unsaved typing
-    if (sheet.member_id !== config.memberId) continue;
-    const draft = room.drafts.get(sheet.bid_opening_id);
-    if (!draft || !draft.dirty) room.drafts.set(sheet.bid_opening_id, fromSheet(sheet));
-    else draft.revision = sheet.revision;
-  }
+  for (const sheet of room.sheets.values()) if (sheet.member_id === config.memberId) sheets.take(sheet);
   if (room.selected === null && evaluated().length) room.selected = evaluated()[0].bid_opening_id;
   renderAll();
-}
-
-function fromSheet(sheet) {
-  return { values: { ...sheet.values }, comments: { ...sheet.comments }, revision: sheet.revision,
-    submitted: sheet.submitted, dirty: false, saving: false, timer: null, error: null };
-}
-
-function draftOf(bidId) {
-  if (!room.drafts.has(bidId)) {
-    room.drafts.set(bidId, { values: {}, comments: {}, revision: null, submitted: false, dirty: false, saving: false,
-      timer: null, error: null });
-  }
-  return room.drafts.get(bidId);
 }
 
 // --- rendering -------------------------------------------------------------------------------------------
@@ -172,28 +142,6 @@ function renderBids() {
   }
 }
 
-function criterionRow(c, draft, disabled) {
-  const value = draft.values[c.code] ?? "";
-  const row = el("div", { class: "crit", "data-criterion": c.code, "data-kind": c.kind },
-    el("span", {}, el("strong", {}, c.code), el("br"), el("span", { class: "grp" }, c.group)),
-    el("span", {}, c.title));
-  if (c.kind === "pass_fail") {
-    const name = `pf-${room.selected}-${c.code}`;
-    const radio = (v) => el("label", {}, el("input", { type: "radio", name, value: v, checked: value === v, disabled,
-      "data-value": v, onchange: () => edit(c, v) }), ` ${t(v)} `);
-    row.append(el("span", {}, radio("pass"), radio("fail")));
-    if (value === "fail") {
-      row.append(el("label", { class: "reason" }, el("input", { type: "text", "data-comment": c.code, disabled,
-        placeholder: t("fail_reason"), value: draft.comments[c.code] ?? "", oninput: (e) => editComment(c, e.target.value) })));
-    }
-  } else {
-    row.append(el("span", {}, el("input", { type: "text", inputmode: "decimal", "data-score": c.code, value, disabled,
-      "aria-label": `${c.code} ${c.title}`, oninput: (e) => edit(c, e.target.value.trim()) }),
-    " ", el("span", { class: "small muted" }, t("range", { min: c.min, max: c.max }))));
-  }
-  return row;
-}
-
 function renderSheet() {
   const panel = $("[data-sheet-panel]");
   const bidId = room.selected;
@@ -204,26 +152,8 @@ function renderSheet() {
   const box = $("[data-sheet]"), actions = $("[data-sheet-actions]");
   box.replaceChildren();
   actions.replaceChildren();
-  if (isMember) {
-    const draft = draftOf(bidId);
-    const disabled = readOnly() || draft.submitted;
-    for (const c of room.criteria) box.append(criterionRow(c, draft, disabled));
-    if (!disabled) {
-      actions.append(el("button", { type: "button", "data-submit-sheet": bidId, onclick: () => submitSheet(bidId) }, t("submit")));
-    }
-    renderSaveState(bidId);
-  }
+  if (isMember) sheets.render(box, actions, bidId);
   renderOthers(bidId);
-}
-
-function renderSaveState(bidId) {
-  if (bidId !== room.selected) return;
-  const draft = draftOf(bidId), box = $("[data-save-state]");
-  box.dataset.revision = draft.revision ?? "";
-  box.dataset.state = draft.error ? "error" : draft.saving || draft.dirty ? "saving" : draft.submitted ? "submitted" : "saved";
-  box.textContent = draft.error ? t("save_failed", { reason: draft.error })
-    : draft.saving || draft.dirty ? t("saving")
-      : draft.submitted ? t("submitted") : draft.revision ? t("saved", { revision: draft.revision }) : "";
 }
 
 function renderOthers(bidId) { // the sheets this viewer may see, other than their own
@@ -335,7 +265,7 @@ function renderAll() {
   const panel = $("[data-sheet-panel]");
   if (panel.contains(document.activeElement) && Number(panel.dataset.bid) === room.selected) {
     renderOthers(room.selected); // the member is typing in the sheet: keep the inputs (and the caret)
-    renderSaveState(room.selected);
+    sheets.renderState(room.selected);
   } else {
     renderSheet();
   }
@@ -345,88 +275,6 @@ function renderAll() {
   renderWarnings();
   renderDisputes();
   renderSummary();
-}
-
-// --- editing one's own sheet: autosave 600 ms after the last change -----------------------------------------
-
-function localError(c, value) {
-  if (c.kind !== "score" || value === "") return null;
-  const n = Number(value);
-  if (!/^\d+(\.\d{1,2})?$/.test(value) || n < Number(c.min) || n > Number(c.max)) {
-    return t("range", { min: c.min, max: c.max });
-  }
-  return null;
-}
-
-function edit(c, value) {
-  const bidId = room.selected, draft = draftOf(bidId);
-  const row = document.querySelector(`[data-sheet-panel] [data-criterion="${CSS.escape(c.code)}"]`);
-  const problem = localError(c, value);
-  if (row) row.classList.toggle("invalid", Boolean(problem));
-  if (value === "") delete draft.values[c.code];
-  else draft.values[c.code] = value;
-  if (c.kind === "pass_fail") renderSheet(); // show or hide the reason field
-  schedule(bidId, problem ? `${c.code}: ${problem}` : null);
-}
-
-function editComment(c, text) {
-  const draft = draftOf(room.selected);
-  draft.comments[c.code] = text;
-  schedule(room.selected, null);
-}
-
-function schedule(bidId, problem) {
-  const draft = draftOf(bidId);
-  draft.dirty = true;
-  draft.error = problem;
-  clearTimeout(draft.timer);
-  draft.timer = setTimeout(() => save(bidId), config.autosaveMs || 600);
-  renderSaveState(bidId);
-}
-
-function validValues(draft) {
-  const out = {};
-  for (const c of room.criteria) {
-    const v = draft.values[c.code];
-    if (v !== undefined && !localError(c, v)) out[c.code] = v;
-  }
-  return out;
-}
-
-function save(bidId, then = null) {
-  const draft = draftOf(bidId);
-  if (draft.saving) { draft.again = true; return; } // one save in flight; the next one follows it
-  draft.saving = true;
-  draft.dirty = false;
-  const sent = { values: validValues(draft), comments: { ...draft.comments } };
-  act("save_sheet", { bid_opening_id: bidId, ...sent, revision: draft.revision }, (answer) => {
-    draft.saving = false;
-    if (answer.ok) {
-      draft.revision = answer.sheet.revision;
-      if (!draft.error || !draft.dirty) draft.error = draft.error && draft.dirty ? draft.error : null;
-    } else {
-      draft.error = answer.message;
-      draft.dirty = true;
-    }
-    if (draft.again) { draft.again = false; save(bidId, then); return; }
-    renderSaveState(bidId);
-    if (then) then(answer);
-  });
-  renderSaveState(bidId);
-}
-
-function submitSheet(bidId) {
-  const draft = draftOf(bidId);
-  clearTimeout(draft.timer);
-  const submit = () => act("submit_sheet", { bid_opening_id: bidId }, (answer) => {
-    if (!answer.ok) return;
-    draft.submitted = true;
-    draft.revision = answer.sheet.revision;
-    renderSheet();
-    renderBids();
-  });
-  if (draft.dirty || draft.saving) save(bidId, (answer) => { if (answer.ok) submit(); });
-  else submit();
 }
 
 // --- live events -------------------------------------------------------------------------------------------
