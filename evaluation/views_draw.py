@@ -217,6 +217,15 @@ def draw_top_up(tender_id: int):
     return _action(tender_id, drawing.top_up, _("Top-up draw (补抽) done; the new members are invited."))
 
 
+@bp.post("/tenders/<int:tender_id>/evaluation/start")
+@login_required
+def evaluation_start(tender_id: int):
+    """Start the evaluation (评标开始): the members sign in, the room opens, the names are unsealed."""
+    from evaluation.room import start_evaluation
+
+    return _action(tender_id, start_evaluation, _("The evaluation has started: the members are asked to sign in."))
+
+
 @bp.post("/tenders/<int:tender_id>/draw/verify")
 @login_required
 def draw_verify(tender_id: int):

@@ -15,6 +15,7 @@ import re
 import pytest
 
 from core.db import db
+from evaluation import room
 from evaluation.room_models import Clarification, ClarificationStatus, ScoreSheet
 from tests.e2e.test_publish_flow import (  # noqa: F401  (live_server and browser_context are fixtures)
     CHROMIUM,
@@ -171,3 +172,68 @@ def test_three_experts_and_a_supervisor_score_and_clarify_live(r, server, browse
     for page in pages.values():
         page.wait_for_selector("#room-app[data-status=scoring] [data-suspended][hidden]", state="attached")
     expert.wait_for_selector(f"[data-sheet] input[data-score='{score['code']}']:not([disabled])")
+
+
+def _fill_and_submit(page, criteria, bid: int, score: str) -> None:
+    """Score one bid in the expert's page: every pass/fail item passes, every score ``score``; then submit."""
+    page.click(f"[data-bids] tr[data-bid='{bid}'] [data-open-sheet]")
+    page.wait_for_selector(f"[data-sheet-panel][data-bid='{bid}']")
+    for c in criteria:
+        if c["kind"] == "pass_fail":
+            page.check(f"[data-sheet] [data-criterion='{c['code']}'] input[data-value=pass]")
+        else:
+            page.fill(f"[data-sheet] input[data-score='{c['code']}']", c["max"] if score == "max" else c["min"])
+    page.click(f"[data-submit-sheet='{bid}']")
+    page.wait_for_selector("[data-save-state][data-state=submitted]")
+
+
+def test_the_chair_submits_disputes_summarises_and_completes(r, server, browser):
+    criteria = r.evaluation.criteria
+    chair, others = r.member_ids[0], r.member_ids[1:]
+    low = {c["code"]: ("pass" if c["kind"] == "pass_fail" else c["min"]) for c in criteria}
+    for i in (1, 2):  # the two other members vote expert 1 chair, then score low and submit (their own clients)
+        room.vote_chair(r.member_actor(i), r.evaluation_id, chair)
+        for bid in r.bid_ids:
+            room.save_sheet(r.member_actor(i), r.evaluation_id, bid, low)
+            room.submit_sheet(r.member_actor(i), r.evaluation_id, bid)
+        db.session.commit()
+    expert = _open(browser, server, "chair", r.experts[0], f"/evaluations/{r.evaluation_id}/room")
+    supervisor = _open(browser, server, "supervisor", r.supervisor, f"/evaluations/{r.evaluation_id}/room")
+    for page in (expert, supervisor):
+        page.wait_for_selector("#room-app[data-connected=yes][data-status=scoring]")
+        page.wait_for_selector(f"[data-members] li[data-member='{chair}'] [data-chair-badge]")
+    assert expert.locator("[data-summary-form]").is_visible()
+
+    _fill_and_submit(expert, criteria, r.bid_ids[0], "max")  # far above the others: a deviation warning
+    expert.wait_for_selector(f"[data-warnings] li[data-warning='{chair}:{r.bid_ids[0]}']")
+    for member in others:  # both submitted: the others' values now show in the chair's page
+        expert.wait_for_selector(f"[data-other-sheet='{member}'][data-submitted=yes]")
+    _fill_and_submit(expert, criteria, r.bid_ids[1], "min")
+    for page in (expert, supervisor):  # every sheet in: the room moves to the summary
+        page.wait_for_selector("#room-app[data-status=summary]")
+        page.wait_for_selector(f"[data-progress-cell='{chair}:{r.bid_ids[1]}'][data-submitted=yes]")
+    shot(expert, "room-07-chair-all-submitted")
+
+    expert.select_option("[data-dispute-form] select[name=bid_opening_id]", str(r.bid_ids[1]))
+    expert.select_option("[data-dispute-form] select[name=criterion]", "R1")
+    expert.fill("[data-dispute-form] textarea[name=reason]", "工期响应存疑")
+    expert.click("[data-dispute-form] button[type=submit]")
+    for page in (expert, supervisor):
+        page.wait_for_selector("[data-disputes] li[data-status=voting]")
+    assert supervisor.locator("[data-dispute-vote]").count() == 0  # read-only
+    expert.click("[data-disputes] [data-dispute-vote=pass]")
+    dispute_id = int(expert.locator("[data-disputes] li[data-dispute]").get_attribute("data-dispute"))
+    for i in (1, 2):
+        room.vote_dispute(r.member_actor(i), dispute_id, "pass")
+        db.session.commit()
+    for page in (expert, supervisor):
+        page.wait_for_selector("[data-disputes] li[data-status=decided]")
+
+    expert.fill("[data-summary-form] textarea[name=text]", "经评审，两家投标人均通过初步评审。")
+    expert.click("[data-summary-form] button[type=submit]")
+    supervisor.wait_for_function("document.querySelector('[data-summary]').textContent.includes('两家投标人')")
+    expert.click("[data-complete]")
+    for page in (expert, supervisor):
+        page.wait_for_selector("#room-app[data-status=complete]")
+    assert expert.locator("[data-summary-form]").is_hidden()
+    shot(supervisor, "room-08-supervisor-complete")

@@ -16,6 +16,7 @@ const t = translator(JSON.parse(app.dataset.strings));
 const $ = (selector) => document.querySelector(selector);
 const $$ = (selector) => [...document.querySelectorAll(selector)];
 const HEARTBEAT_MS = 25000;
+const ACK_MS = 15000;
 const isMember = config.role === "member";
 
 const room = { state: null, criteria: [], bids: [], members: [], progress: new Map(), sheets: new Map(),
@@ -39,11 +40,12 @@ const readOnly = () => !isMember || ["suspended", "complete"].includes(room.stat
 
 const socket = window.io(config.namespace, { path: config.socketPath });
 
-function act(name, args = {}, done = null) {
+function act(name, args = {}, done = null) { // an answer that does not come (connection lost) times out
   showError("");
-  socket.emit("action", { evaluation_id: config.evaluationId, name, ...args }, (answer) => {
-    if (!answer || !answer.ok) showError(answer ? answer.message : t("network"));
-    if (done) done(answer || { ok: false, message: t("network") });
+  socket.timeout(ACK_MS).emit("action", { evaluation_id: config.evaluationId, name, ...args }, (err, answer) => {
+    const result = !err && answer ? answer : { ok: false, code: "network", message: t("network") };
+    if (!result.ok) showError(result.message);
+    if (done) done(result);
   });
 }
 
@@ -62,6 +64,7 @@ function join() {
     applyState(answer.state);
     if (answer.presence) onPresence(answer.presence);
     setConnected(true);
+    sheets.retry(); // typing whose save did not reach the server before the connection dropped
   });
 }
 

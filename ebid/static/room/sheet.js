@@ -158,5 +158,11 @@ export function sheetEditor(ctx) {
     else send();
   }
 
-  return { draftOf, take, render, renderState };
+  function retry() { // after a (re)join: send the drafts not saved yet, on the server's latest revision
+    for (const [bidId, draft] of room.drafts) {
+      if (draft.dirty && !draft.saving && !draft.submitted) save(bidId);
+    }
+  }
+
+  return { draftOf, take, render, renderState, retry };
 }
