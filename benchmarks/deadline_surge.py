@@ -10,7 +10,9 @@ key custodians and N bidder organisations with certificates and API tokens (surg
 several single-worker gunicorn processes of ebid (``-k gthread --threads 32``) and as many of the
 baseline (baseline_upload_app.py: stream the body to disk and fsync, nothing else). Then, per pair
 and scenario, a fresh published tender, one envelope per bidder sealed with its own key and context
-(not timed), and the two runs in alternating order, driven by the same client (surge_load.py):
+(not timed), and the two runs in alternating order, driven by the same client (surge_load.py). ebid's
+clients send each envelope in one request when it fits (``--path single``, what ``ebid client`` and
+the browser do), or through the resumable upload (``--path resumable``: create, PUT, finalize):
 
 * ``spread``: starts uniformly over the last ``--window`` seconds before a deadline ``--lead`` ahead;
   the last few start so close to the deadline that they are (rightly) refused;
@@ -139,7 +141,7 @@ class Bench:
         before = self.app_servers.usage(reset=True)
         with ConnectionSampler(self.pg, a.db_name) as sampler:
             outcomes = run_app(jobs, self.app_servers.bases, run.tender_id, run.lot_id, t0,
-                               request_timeout=a.request_timeout)
+                               request_timeout=a.request_timeout, path=a.path)
         usage = self.app_servers.usage(since=before)
         time.sleep(max(deadline_ts - time.time(), 0) + 0.2)
         checks = check_run(self.env, self.app_servers.bases[0], run, deadline, outcomes, envelopes)
@@ -267,6 +269,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workdir", type=Path, default=None, help="parent of the run's data dir (default: temp)")
     p.add_argument("--keep", action="store_true", help="keep the database and the data dir")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--path", default="single", choices=["single", "resumable"],
+                   help="ebid clients send an envelope that fits one request whole (single), or always resumable")
     p.add_argument("--quick", action="store_true", help="30 bidders, 1 MiB, deadline 15 s ahead, 1 pair, 2 processes")
     args = p.parse_args(argv)
     if args.quick:

@@ -1,9 +1,11 @@
-"""Profile one bidder's submission in-process: create, PUT, finalize, with SQL statement counts.
+"""Profile one bidder's submission in-process: create, PUT, finalize (or the single request), with SQL counts.
 
 Seeds a throwaway PostgreSQL database with ``surge_setup`` (same services, same shortcut for the
 deadline), then submits N sealed envelopes one after another through the Flask test client, timing
 each step and counting SQL statements per step. ``--profile`` adds a cProfile of the finalize steps.
 No concurrency: this shows the fixed cost per request, which the surge benchmark multiplies.
+``--path single`` submits each envelope in one request (``POST .../lots/<l>/bids``, step ``single``);
+``--path both`` alternates the two paths bidder by bidder.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--database", default="bench_finalize_profile")
     parser.add_argument("--profile", action="store_true")
-    parser.add_argument("--profile-step", default="finalize", choices=["create", "status", "put", "finalize"])
+    parser.add_argument("--path", default="resumable", choices=["resumable", "single", "both"])
+    parser.add_argument("--profile-step", default="finalize",
+                        choices=["create", "status", "put", "finalize", "single"])
     parser.add_argument("--sort", default="cumulative")
     parser.add_argument("--show-sql", action="store_true", help="print the statements of the fifth bidder")
     args = parser.parse_args(argv)
@@ -65,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
         event.listen(engine, "before_cursor_execute", count)
         client = app.test_client()
-        steps = ("create", "status", "put", "finalize")
+        steps = ("create", "status", "put", "finalize", "single")
         times: dict[str, list[float]] = {s: [] for s in steps}
         cpu: dict[str, list[float]] = {s: [] for s in steps}
         stmts: dict[str, list[int]] = {s: [] for s in steps}
@@ -89,6 +93,14 @@ def main(argv: list[str] | None = None) -> int:
             bidder = parties.bidders[env_.bidder]
             headers = {"Authorization": f"Bearer {bidder.token}", "Accept-Language": "en"}
             body = env_.path.read_bytes()
+            single = args.path == "single" or (args.path == "both" and n % 2 == 1)
+            if single:
+                if shown["on"]:
+                    print("-- single")
+                r = step("single", "post", f"/api/tenders/{run.tender_id}/lots/{run.lot_id}/bids?sha256={env_.sha256}",
+                         data=body, headers={**headers, "Content-Type": "application/octet-stream"})
+                assert r.status_code == 201, r.get_json()
+                continue
             if shown["on"]:
                 print("-- create")
             r = step("create", "post", f"/api/tenders/{run.tender_id}/lots/{run.lot_id}/uploads",
@@ -108,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             assert r.status_code == 201, r.get_json()
         for name in times:
             t = times[name][3:]
+            if not t:
+                continue
             print(f"{name:9s} median {statistics.median(t) * 1000:7.1f} ms  p90 "
                   f"{sorted(t)[int(len(t) * 0.9)] * 1000:7.1f} ms  SQL statements median "
                   f"{statistics.median(stmts[name][3:])}  CPU median {statistics.median(cpu[name][3:]) * 1000:6.1f} ms")

@@ -48,6 +48,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 import rooms_setup  # noqa: E402
 from hall_broadcast import percentile  # noqa: E402
 from hall_setup import baseline_channel  # noqa: E402
+from rooms_load import COUNTED  # noqa: E402
 from seal_throughput import machine  # noqa: E402
 from surge_servers import Servers, free_ports  # noqa: E402
 from surge_setup import ROOT, PgServer, make_app, server_env  # noqa: E402
@@ -89,7 +90,7 @@ class Rooms:
         if "broadcast" in self.args.measure:
             if "ebid" in kinds:
                 ebid = rooms_setup.EbidEmitter(self.database_url, self.data_dir, self.args.redis_url,
-                                               self.seeded["rooms"])
+                                               self.seeded["rooms"], self.args.ebid_emitter)
                 self.emitters["ebid"], payloads = ebid, ebid.payloads
             else:
                 payloads = self.seeded["payloads"]
@@ -189,7 +190,7 @@ class Rooms:
                 "disconnected_early": sum(r.get("disconnected_early", 0) for r in results),
                 "p50": percentile(lat, 50), "p95": percentile(lat, 95), "p99": percentile(lat, 99),
                 "max": max(lat, default=None),
-                "events": {k: sum(r.get("events", {}).get(k, 0) for r in results) for k in rooms_load_events()},
+                "events": {k: sum(r.get("events", {}).get(k, 0) for r in results) for k in COUNTED},
                 "server_cpu_s": usage["cpu_s"], "worker_peak_rss_mib": usage["worker_peak_rss_mib"]}
 
     def saves(self, n_rooms: int) -> list[dict]:
@@ -241,15 +242,10 @@ class Rooms:
                "max": max(lat, default=None), "ack_p50": percentile(acks, 50), "ack_p99": percentile(acks, 99),
                "server_cpu_s": usage["cpu_s"], "wall_s": wall,
                "cpu_ms_per_save": 1000 * usage["cpu_s"] / saves if saves else None,
-               "events": {k: sum(r.get("events", {}).get(k, 0) for r in results) for k in rooms_load_events()},
+               "events": {k: sum(r.get("events", {}).get(k, 0) for r in results) for k in COUNTED},
                "worker_peak_rss_mib": usage["worker_peak_rss_mib"]}
         print_saves(row)
         return row
-
-
-def rooms_load_events() -> tuple[str, ...]:
-    from rooms_load import COUNTED
-    return COUNTED
 
 
 def summarise(n_rooms: int, pairs: list[dict]) -> dict:
@@ -384,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scan-intervals", default="12,8,6,4,3,1.5,1,0.5",
                         help="then these, from the target towards the rate where p99 passes --limit-ms")
     parser.add_argument("--save-duration", type=float, default=30.0, help="seconds of typing per rate")
+    parser.add_argument("--ebid-emitter", choices=("publish", "external"), default="publish",
+                        help="ebid's events: publish + commit (the services' path) or core.realtime.external_emitter")
     parser.add_argument("--ebid-app", default="ebid.wsgi:app", help="ebid's WSGI target (experiments: a wrapper)")
     parser.add_argument("--ebid-chdir", type=Path, default=ROOT, help="where gunicorn finds --ebid-app")
     parser.add_argument("--profile-saves", type=int, default=0,

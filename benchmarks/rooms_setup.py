@@ -287,21 +287,30 @@ def synthetic_rooms(n_rooms: int, experts: int = 9, supervisors: int = 2, bids: 
 class EbidEmitter:
     """Progress events through ebid's own path: ``core.realtime.publish`` in a transaction, sent on commit."""
 
-    def __init__(self, database_url: str, data_dir: Path, redis_url: str, rooms: list[dict]) -> None:
+    def __init__(self, database_url: str, data_dir: Path, redis_url: str, rooms: list[dict],
+                 path: str = "publish") -> None:
         from core.config import Settings
         from ebid.app import create_app
         self.app = create_app(Settings.from_env(data_dir=data_dir, database_url=database_url, redis_url=redis_url))
+        self.path, self.redis_url = path, redis_url
         if not self.app.extensions["ebid.realtime"]["message_queue"]:
             raise RuntimeError("ebid's emitter app has no Redis message queue")
         with self.app.app_context():
             self.payloads = {r["evaluation_id"]: progress_payload(r) for r in rooms}
 
     def send(self, evaluation_id: int, seq: int) -> None:
-        """``room_flow.emit`` (the room services' publishing call: ``core.realtime.publish``), then commit."""
+        """``room_flow.emit`` (the room services' publishing call: ``core.realtime.publish``), then commit;
+        or, with ``path="external"``, ``core.realtime.external_emitter`` (no app context, no transaction)."""
         from core.db import db
         from evaluation.room_events import PROGRESS
         from evaluation.room_flow import emit
         payload = dict(self.payloads[evaluation_id])
+        if self.path == "external":  # core.realtime's write-only emitter on ebid's channel (as scripts send)
+            from core.realtime import external_emitter
+            from evaluation.room_events import NAMESPACE, room_name
+            external_emitter(self.redis_url).emit(PROGRESS, {**payload, "bench_seq": seq, "bench_sent": time.time()},
+                                                  to=room_name(evaluation_id), namespace=NAMESPACE)
+            return
         room = _RoomRef(payload.pop("evaluation_id"))
         with self.app.app_context():
             emit(room, PROGRESS, {**payload, "bench_seq": seq, "bench_sent": time.time()})

@@ -1,13 +1,15 @@
 """Deadline surge, part 2: the load generator (asyncio + aiohttp, loopback only).
 
 Every bidder makes a bounded, fixed sequence of requests at its scheduled start and then stops: no
-retries, no polling loops, a timeout on every request and on the whole run. Against ebid:
-``POST /api/tenders/<t>/lots/<l>/uploads`` (size, SHA-256), ``PUT /api/uploads/<id>?offset=0`` (the
-envelope in one chunk), ``POST /api/uploads/<id>/finalize`` (the signed receipt). Against the baseline:
-one ``PUT /upload/<name>`` of the same bytes. Request ``k`` of bidder ``i`` goes to server process
-``(i + k) mod n``, so a session's requests cross processes. Latency is measured from the first byte of
-the bidder's first request to the last byte of the answer that completes it (the receipt, or the
-baseline's 201).
+retries, no polling loops, a timeout on every request and on the whole run. Against ebid, as the real
+clients do: an envelope that fits one request (``max_chunk``, 32 MiB) is sent whole,
+``POST /api/tenders/<t>/lots/<l>/bids?sha256=`` (the signed receipt); a larger one, or every one with
+``path="resumable"``, goes ``POST /api/tenders/<t>/lots/<l>/uploads`` (size, SHA-256),
+``PUT /api/uploads/<id>?offset=0`` (the envelope in one chunk), ``POST /api/uploads/<id>/finalize``.
+Against the baseline: one ``PUT /upload/<name>`` of the same bytes. Request ``k`` of bidder ``i`` goes
+to server process ``(i + k) mod n``, so a session's requests cross processes. Latency is measured from
+the first byte of the bidder's first request to the last byte of the answer that completes it (the
+receipt, or the baseline's 201).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+MAX_SINGLE = 32 << 20  # the server's max_chunk: larger envelopes take the resumable path
 
 
 @dataclass(frozen=True)
@@ -83,7 +87,7 @@ async def _wait_until(t0: float, offset: float) -> None:
 
 
 async def _app_bidder(session: aiohttp.ClientSession, job: Job, bases: list[str], tender_id: int, lot_id: int,
-                      t0: float) -> Outcome:
+                      t0: float, path: str = "single") -> Outcome:
     out = Outcome(job.bidder)
     body = await _body_at(job, t0)
     headers = {"Authorization": f"Bearer {job.token}", "Accept-Language": "en"}
@@ -91,6 +95,18 @@ async def _app_bidder(session: aiohttp.ClientSession, job: Job, bases: list[str]
     begin = time.perf_counter()
     out.started, out.sent_at = time.monotonic() - t0, time.time()
     try:
+        if path == "single" and job.size <= MAX_SINGLE:
+            out.step = "single"
+            async with session.post(f"{bases[job.bidder % n]}/api/tenders/{tender_id}/lots/{lot_id}/bids",
+                                    params={"sha256": job.sha256}, data=body,
+                                    headers={**headers, "Content-Type": "application/octet-stream"}) as resp:
+                data = await _json(resp)
+                if resp.status != 201:
+                    return _failed(out, resp.status, data)
+            end = time.perf_counter()
+            out.ok, out.step, out.status, out.body = True, "done", 201, data
+            out.latency, out.finalize_s, out.answered_at = end - begin, end - begin, time.time()
+            return out
         out.step = "create"
         async with session.post(f"{bases[job.bidder % n]}/api/tenders/{tender_id}/lots/{lot_id}/uploads",
                                 json={"size": job.size, "sha256": job.sha256}, headers=headers) as resp:
@@ -165,10 +181,10 @@ async def _run(make, jobs: list[Job], t0: float, request_timeout: float, run_tim
 
 
 def run_app(jobs: list[Job], bases: list[str], tender_id: int, lot_id: int, t0: float, *,
-            request_timeout: float = 120.0, run_timeout: float = 300.0) -> list[Outcome]:
-    """Upload and finalize every job against ebid; ``t0`` is the time.monotonic() of offset 0."""
+            request_timeout: float = 120.0, run_timeout: float = 300.0, path: str = "single") -> list[Outcome]:
+    """Submit every job against ebid (``path``: single or resumable); ``t0`` is the time.monotonic() of offset 0."""
     async def make(session, job, t0):
-        return await _app_bidder(session, job, bases, tender_id, lot_id, t0)
+        return await _app_bidder(session, job, bases, tender_id, lot_id, t0, path)
     return asyncio.run(_run(make, jobs, t0, request_timeout, run_timeout + max(j.start for j in jobs)))
 
 

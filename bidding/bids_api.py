@@ -13,7 +13,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_smorest import Blueprint
 
-from bidding import opening_key, sealed_queries, submissions, translog
+from bidding import opening_key, sealed_queries, sealed_single, submissions, translog
 from bidding.bids_schemas import (
     ActingQuerySchema,
     ConsistencyQuerySchema,
@@ -28,6 +28,7 @@ from bidding.bids_schemas import (
     ReceivedSchema,
     UploadCreateSchema,
     UploadSchema,
+    WholeQuerySchema,
     WithdrawnSchema,
 )
 from bidding.models import Lot, Tender
@@ -186,6 +187,39 @@ class Finalize(MethodView):
         actor = _bidder(args["organisation_id"])
         result, created = submissions.finalize(actor, submissions.get_upload(actor, upload_id))
         return _finalized(result), 201 if created else 200
+
+
+@blp.route("/tenders/<int:tender_id>/lots/<int:lot_id>/bids")
+class WholeBid(MethodView):
+    @blp.arguments(WholeQuerySchema, location="query")
+    @blp.response(201, FinalizedSchema)
+    @blp.alt_response(413, description="Over the lot's limit, or over max_chunk: use the resumable upload")
+    @blp.doc(requestBody={"required": True, "description": "The sealed envelope (ciphertext), at most max_chunk bytes",
+                          "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}})
+    def post(self, args: dict, tender_id: int, lot_id: int):
+        """Submit an envelope of at most ``max_chunk`` bytes in one request (raw body): the signed receipt.
+
+        The same checks, receipt, log entry and deadline rules as upload + finalize, in one request.
+        """
+        actor = _bidder(args["organisation_id"])
+        size = request.content_length
+        if not size:
+            raise ValidationFailed(fields={"body": [_l("Send the envelope as the request body, with its "
+                                                      "Content-Length.")]})
+        if size > submissions.MAX_CHUNK:
+            raise UploadTooLarge(_l("Envelopes over %(n)s bytes are sent with the resumable upload (POST "
+                                    ".../uploads, PUT the chunks, then finalize)."), code="too_large_for_one_request",
+                                 n=submissions.MAX_CHUNK)
+        tender = _tender(tender_id)
+        lot = _lot(tender, lot_id)
+        sealed_single.precheck(actor, tender, lot, size=size, sha256=args["sha256"])  # before any byte is read
+        db.session.close()  # hold no database connection while the body arrives
+        data = request.get_data(cache=False)
+        # back into the new session as they were read (the tender is read again under its lock in step 2)
+        tender = db.session.merge(tender, load=False)
+        lot = next(one for one in tender.lots if one.id == lot_id)
+        result, _created = sealed_single.submit_whole(actor, tender, lot, sha256=args["sha256"], data=data)
+        return _finalized(result), 201
 
 
 @blp.route("/tenders/<int:tender_id>/lots/<int:lot_id>/withdraw")

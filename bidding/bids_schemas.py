@@ -23,6 +23,11 @@ class UploadCreateSchema(Schema):
     sha256 = fields.String(required=True, validate=HEX64, metadata={"description": "SHA-256 of the envelope (hex)"})
 
 
+class WholeQuerySchema(ActingQuerySchema):
+    sha256 = fields.String(required=True, validate=HEX64,
+                           metadata={"description": "SHA-256 of the envelope sent as the body (hex)"})
+
+
 class OffsetQuerySchema(ActingQuerySchema):
     offset = fields.Integer(required=True, validate=validate.Range(min=0),
                             metadata={"description": "Byte offset of this chunk; must equal the bytes received"})

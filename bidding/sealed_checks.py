@@ -7,6 +7,7 @@ runs without any lock, reads the frozen upload once to verify it, and moves it i
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -137,11 +138,15 @@ def envelope_error(exc: CryptoError) -> EnvelopeRefused:
                            reason=str(exc))
 
 
-def check_envelope(actor: Actor, upload: BidUpload) -> CheckedEnvelope:
-    """Step 2 (no lock held): verify the frozen upload and move it into the store."""
+def check_envelope(actor: Actor, upload: BidUpload, data: bytes | None = None) -> CheckedEnvelope:
+    """Step 2 (no lock held): verify the frozen upload and move it into the store.
+
+    ``data``: the whole envelope, received in one request (nothing of it is on disk yet); it is written
+    straight into the store, fsynced, once verified.
+    """
     tender, lot = upload.tender, upload.lot
     organisation = db.session.get(Organisation, upload.organisation_id)
-    source = spool.open_source(upload.id, upload.declared_sha256)
+    source = io.BytesIO(data) if data is not None else spool.open_source(upload.id, upload.declared_sha256)
     if source is None:
         raise _data_gone(tender)
     with source:
@@ -166,7 +171,10 @@ def check_envelope(actor: Actor, upload: BidUpload) -> CheckedEnvelope:
         except CryptoError as exc:
             raise envelope_error(exc) from exc
     try:
-        spool.adopt(upload.id, upload.declared_sha256)
+        if data is not None:
+            spool.store_whole(data, info.sha256.hex())
+        else:
+            spool.adopt(upload.id, upload.declared_sha256)
     except FileNotFoundError:  # closing at the deadline withdrew the upload meanwhile
         raise _data_gone(tender) from None
     commitment = translog.commitment_for(tender, organisation)

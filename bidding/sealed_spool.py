@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
@@ -84,6 +85,20 @@ def open_source(upload_id: str, sha256_hex: str, store: FileStore | None = None)
         pass
     store = store or default_store()
     return store.open(sha256_hex) if store.exists(sha256_hex) else None
+
+
+def store_whole(data: bytes, sha256_hex: str, store: FileStore | None = None) -> Path:
+    """Write a verified envelope received in one request straight into the store, durably (no spool file)."""
+    store = store or default_store()
+    store.root.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=store.root, prefix=".incoming-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        return store.adopt_file(tmp, sha256_hex)  # fsyncs the file, renames it, fsyncs the directory
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def adopt(upload_id: str, sha256_hex: str, store: FileStore | None = None) -> Path:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import NoReturn
 
 from blinker import Namespace
 from flask_babel import lazy_gettext as _l
@@ -32,6 +33,7 @@ from bidding.errors import DeadlinePassed, InvalidInput
 from bidding.models import Lot, Tender
 from bidding.policy import require_bidder
 from bidding.receipts import epoch_ms, issue_receipt
+from bidding.sealed_bundle import Submitted, bundle, submitted
 from bidding.sealed_checks import (
     CheckedEnvelope,
     check_envelope,
@@ -56,7 +58,6 @@ from core.actor import Actor
 from core.clock import now
 from core.db import after_commit, db
 from core.errors import DomainError
-from crypto import merkle
 from crypto.receipt import log_entry
 
 # Signal for the layers above: a bid withdrawn before the deadline frees its bond (条例 §35). Sent with the
@@ -72,8 +73,8 @@ ACTIVE = (UploadStatus.OPEN, UploadStatus.FINALIZING)
 
 # --- uploads -------------------------------------------------------------------------------------
 
-def create_upload(actor: Actor, tender: Tender, lot: Lot, *, size: int, sha256: str) -> BidUpload:
-    """Open an upload session for one envelope of ``size`` bytes with SHA-256 ``sha256`` (hex)."""
+def check_new_upload(actor: Actor, tender: Tender, lot: Lot, *, size: int, sha256: str) -> str:
+    """The refusals of a new upload (before any byte is taken); return the SHA-256 normalised."""
     require_bidder(actor, tender)
     if lot.tender_id != tender.id:
         raise InvalidInput(_l("Lot %(lot)s is not a lot of tender %(tender)s."), code="wrong_lot",
@@ -86,6 +87,13 @@ def create_upload(actor: Actor, tender: Tender, lot: Lot, *, size: int, sha256: 
     sha256 = (sha256 or "").strip().lower()
     if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
         raise InvalidInput(fields={"sha256": [_l("Give the envelope's SHA-256 as 64 hexadecimal digits.")]})
+    return sha256
+
+
+def open_upload(actor: Actor, tender: Tender, lot: Lot, *, size: int, sha256: str,
+                status: UploadStatus = UploadStatus.OPEN) -> BidUpload:
+    """The checks of :func:`check_new_upload` and the unfinished-upload limit, then the flushed row (no audit)."""
+    sha256 = check_new_upload(actor, tender, lot, size=size, sha256=sha256)
     active = db.session.scalar(select(func.count()).select_from(BidUpload).where(
         BidUpload.lot_id == lot.id, BidUpload.organisation_id == actor.organisation_id,
         BidUpload.status.in_(ACTIVE)))
@@ -94,12 +102,21 @@ def create_upload(actor: Actor, tender: Tender, lot: Lot, *, size: int, sha256: 
                               "cancel one first."), code="too_many_uploads", n=active)
     upload = BidUpload(id=secrets.token_hex(16), tender_id=tender.id, lot_id=lot.id,
                        organisation_id=actor.organisation_id, person_id=actor.person_id, declared_size=size,
-                       declared_sha256=sha256, received_bytes=0, status=UploadStatus.OPEN, created_at=now(),
-                       updated_at=now())
+                       declared_sha256=sha256, received_bytes=0, status=status, created_at=now(), updated_at=now())
     db.session.add(upload)
     db.session.flush()
-    audit.record(actor, "bid.upload.start", "tender", tender.id,
-                 {"upload": upload.id, "lot": lot.code, "size": size, "sha256": sha256})
+    return upload
+
+
+def record_start(actor: Actor, upload: BidUpload, lot: Lot) -> None:
+    audit.record(actor, "bid.upload.start", "tender", upload.tender_id,
+                 {"upload": upload.id, "lot": lot.code, "size": upload.declared_size, "sha256": upload.declared_sha256})
+
+
+def create_upload(actor: Actor, tender: Tender, lot: Lot, *, size: int, sha256: str) -> BidUpload:
+    """Open an upload session for one envelope of ``size`` bytes with SHA-256 ``sha256`` (hex)."""
+    upload = open_upload(actor, tender, lot, size=size, sha256=sha256)
+    record_start(actor, upload, lot)
     return upload
 
 
@@ -212,39 +229,6 @@ def next_version(lot_id: int, organisation_id: int) -> int:
 
 
 @dataclass(frozen=True)
-class Submitted:
-    """An accepted envelope: the bid, its receipt and what lets the bidder check the receipt offline."""
-
-    bid: Bid
-    commitment: BidderCommitment
-    entry: bytes
-    inclusion_proof: list[bytes]
-    previous_head_size: int | None
-    consistency_proof: list[bytes] | None
-
-
-def _bundle(bid: Bid, commitment: BidderCommitment, entry: bytes, previous_head_size: int | None) -> Submitted:
-    """The proofs for ``bid`` from one read of the log's leaf hashes (outside any lock)."""
-    tree = merkle.MerkleTree.from_leaf_hashes(translog.leaf_hashes(bid.tender_id, bid.head_size))
-    consistency = tree.consistency_proof(previous_head_size, bid.head_size) if previous_head_size else None
-    return Submitted(bid, commitment, entry, tree.inclusion_proof(bid.log_index, bid.head_size), previous_head_size,
-                     consistency)
-
-
-def _previous_head_size(bid: Bid) -> int | None:
-    previous = db.session.scalar(select(Bid).where(Bid.lot_id == bid.lot_id, Bid.organisation_id == bid.organisation_id,
-                                                   Bid.version == bid.version - 1))
-    return previous.withdrawal_head_size or previous.head_size if previous is not None else None
-
-
-def submitted(bid: Bid) -> Submitted:
-    """The receipt bundle of an accepted bid (also for a repeated finalize)."""
-    commitment = db.session.scalar(select(BidderCommitment).where(BidderCommitment.tender_id == bid.tender_id,
-                                                                  BidderCommitment.organisation_id == bid.organisation_id))
-    return _bundle(bid, commitment, translog.entry_at(bid.tender_id, bid.log_index).entry, _previous_head_size(bid))
-
-
-@dataclass(frozen=True)
 class _Accepted:
     """What step 3 decided under the lock; the proofs are computed from it after the commit."""
 
@@ -320,16 +304,29 @@ def finalize(actor: Actor, upload: BidUpload) -> tuple[Submitted, bool]:
     try:
         checked = check_envelope(actor, upload)
         db.session.commit()  # end the read: the tender lock must come first in the next transaction
+    except DomainError as exc:
+        _refuse(actor, upload_id, exc)
+    return settle(actor, upload, checked)
+
+
+def settle(actor: Actor, upload: BidUpload, checked: CheckedEnvelope) -> tuple[Submitted, bool]:
+    """Step 3 in its own transaction (this commits), then the proofs; a refusal is recorded and raised."""
+    upload_id = upload.id
+    try:
         result = complete(actor, upload, checked)
         db.session.commit()
     except DomainError as exc:
-        db.session.rollback()
-        abandon(actor, upload_id, exc)
-        db.session.commit()
-        raise
+        _refuse(actor, upload_id, exc)
     if isinstance(result, Submitted):
         return result, False
-    return _bundle(result.bid, result.commitment, result.entry, result.previous_head_size), True
+    return bundle(result.bid, result.commitment, result.entry, result.previous_head_size), True
+
+
+def _refuse(actor: Actor, upload_id: str, exc: DomainError) -> NoReturn:
+    db.session.rollback()
+    abandon(actor, upload_id, exc)
+    db.session.commit()
+    raise exc
 
 
 def abandon(actor: Actor, upload_id: str, error: Exception) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Flask, redirect, render_template, request, send_file, url_for
-from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -37,6 +36,7 @@ from evaluation.room_models import Clarification, ClarificationStatus, Evaluatio
 from evaluation.room_state import room_access
 
 bp = Blueprint("evaluation_room", __name__)
+AUTOSAVE_MS = 600  # a draft is saved this long after the last keystroke
 
 
 def bidder_room(tender_id: int, organisation_id: int) -> str:
@@ -89,9 +89,8 @@ def room_strings() -> dict[str, str]:
         "suspended": _("The supervisor suspended the room: %(reason)s. Nothing can be changed until it resumes."),
         "saving": _("Saving…"), "saved": _("Saved (revision %(revision)s)"), "save_failed": _("Not saved: %(reason)s"),
         "submitted": _("Submitted"), "draft": _("Draft"), "submit": _("Submit this sheet"),
-        "submit_confirm": _("Submit your sheet for this bid? It cannot be changed afterwards."),
         "pass": _("Pass (合格)"), "fail": _("Fail (不合格)"), "fail_reason": _("Reason for fail (required)"),
-        "comment": _("Comment"), "range": _("%(min)s – %(max)s"),
+        "range": _("%(min)s – %(max)s"),
         "progress": _("%(filled)s / %(total)s"), "chair": _("Chair (主任委员)"), "votes": _("%(n)s votes"),
         "vote_chair": _("Vote"), "present": _("online"), "absent": _("offline"), "supervisor": _("supervisor"),
         "nobody": _("Nobody is connected."), "no_clarifications": _("No clarification requests yet."),
@@ -101,10 +100,7 @@ def room_strings() -> dict[str, str]:
         "warning": _("%(member)s scored %(criterion)s %(value)s; the others' mean is %(mean)s (range %(range)s)."),
         "dispute_votes": _("pass %(pass)s · fail %(fail)s"), "decided": _("decided: %(outcome)s"),
         "vote_pass": _("Vote pass"), "vote_fail": _("Vote fail"), "bid_file": _("Bid file (ZIP)"),
-        "record_pdf": _("Opening record (PDF)"), "price": _("Price"), "duration": _("Duration (days)"),
-        "quality": _("Quality"), "manager": _("Project manager"), "you": _("you"),
-        "summary_saved": _("Summary saved."), "completed": _("The evaluation is complete."),
-        "read_only": _("Supervisors see every sheet read-only."), "no_bids": _("No opened bids."),
+        "record_pdf": _("Opening record (PDF)"), "you": _("you"), "no_bids": _("No opened bids."),
         "member": _("Member"), "all_sheets": _("Sheets of all members"),
     }
 
@@ -141,10 +137,7 @@ def room_page(evaluation_id: int):
     config = {
         "evaluationId": evaluation.id, "tenderId": evaluation.tender_id, "namespace": NAMESPACE,
         "socketPath": "/socket.io", "role": access.role, "memberId": access.member_id,
-        "personId": access.person_id, "csrfToken": generate_csrf(), "autosaveMs": 600,
-        "fileUrl": url_for("evaluation_room.bid_file", evaluation_id=evaluation.id, bid_opening_id=0),
-        "recordUrl": f"/api/opening/tenders/{evaluation.tender_id}/opening-record.pdf",
-        "locale": "zh-CN" if getattr(get_locale(), "language", "zh") == "zh" else "en",
+        "personId": access.person_id, "autosaveMs": AUTOSAVE_MS,
     }
     return render_template("evaluation/room.html", evaluation=evaluation, tender=evaluation.tender, access=access,
                            config=config, strings=room_strings(),

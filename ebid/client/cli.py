@@ -208,7 +208,8 @@ def seal_command(tender_id: int, lot_id: int, bid_path: Path, key_path: Path, ce
 @click.option("--tender", "tender_id", type=int, default=None, help="Tender id (default: from the seal).")
 @click.option("--lot", "lot_id", type=int, default=None, help="Lot id (default: from the seal).")
 @click.option("--chunk-kib", type=click.IntRange(1, 32 * 1024), default=DEFAULT_CHUNK // 1024, show_default=True,
-              help="Chunk size in KiB (the server may ask for smaller chunks).")
+              help="Chunk size in KiB (the server may ask for smaller chunks); an envelope no larger than one "
+                   "chunk is sent in one request.")
 @click.option("--receipt-out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to write the receipt (default: ENVELOPE.receipt.json).")
 @server_option
@@ -219,7 +220,7 @@ def seal_command(tender_id: int, lot_id: int, bid_path: Path, key_path: Path, ce
 def upload_command(envelope: Path, tender_id: int | None, lot_id: int | None, chunk_kib: int,
                    receipt_out: Path | None, server: str | None, token: str | None, home: Path | None,
                    retries: int) -> None:
-    """Upload a sealed envelope (resumable), finalize it and check the signed receipt."""
+    """Upload a sealed envelope (in one request, or resumable), finalize it and check the signed receipt."""
     server = server or (read_json(sealing.sidecar_path(envelope)) or {}).get("server")
     api = _api(server, token, retries)
     state = ServerState(home_dir(home), api.server)

@@ -1,6 +1,10 @@
-"""Resumable upload of a sealed envelope (投标文件上传), finalize, and the receipt kept locally.
+"""Upload of a sealed envelope (投标文件上传): in one request, or resumable; the receipt kept locally.
 
-The session is remembered in ``bid.ebe.upload.json`` beside the envelope as soon as the server opens it,
+An envelope that fits in one chunk (8 MiB by default, at most the server's ``max_chunk``) is sent in one
+request (``POST .../lots/{lot}/bids``): the answer is the receipt. If that request gets no answer, running
+the same command again finds out whether the platform took the envelope (then it says so) or sends it
+again. A larger envelope goes through the resumable upload:
+the session is remembered in ``bid.ebe.upload.json`` beside the envelope as soon as the server opens it,
 so the same command resumes after an interruption, a lost connection or a server restart: it asks the
 server how many bytes it holds (the server's spool is the truth) and sends the rest in chunks (4 MiB by
 default). Resending a chunk the server already has is harmless (the server compares it). Finalizing
@@ -36,7 +40,7 @@ from ebid.client.verify import (
     remember_head,
 )
 
-DEFAULT_CHUNK = 4 << 20
+DEFAULT_CHUNK = 8 << 20
 SESSION_TYPE = "ebid/client-upload/v1"
 
 Progress = Callable[[int, int], None]
@@ -83,8 +87,11 @@ def _resume(api: Api, session: dict[str, Any], org: int | None) -> dict[str, Any
                       code=state.get("failure_code") or "upload_failed")
 
 
-def _precheck(api: Api, target: dict[str, Any], sha256: str) -> None:
-    """Before sending anything: is the lot still open, and is this envelope's version the next one?"""
+def _precheck(api: Api, target: dict[str, Any], sha256: str) -> dict[str, Any]:
+    """Before sending anything: is the lot still open, and is this envelope's version the next one?
+
+    Returns the tender's sealing parameters (``max_chunk``: the largest request body the server takes).
+    """
     params = api.get(f"/api/tenders/{target['tender_id']}/sealing")
     lot = next((lot for lot in params["lots"] if lot["id"] == target["lot_id"]), None)
     if params["tender_code"] != target["tender_code"] or lot is None or lot["code"] != target["lot_code"]:
@@ -99,7 +106,7 @@ def _precheck(api: Api, target: dict[str, Any], sha256: str) -> None:
     mine = api.get("/api/my/bids", {"tender_id": target["tender_id"], "organisation_id": target["organisation_id"]})
     lot_bids = next((item for item in mine if item["lot_id"] == target["lot_id"]), None)
     if lot_bids is None or lot_bids["next_bid_version"] == target["bid_version"]:
-        return
+        return params
     if any(b["envelope_sha256"] == sha256 for b in lot_bids["history"]):
         raise ClientError(_("The platform already accepted this envelope (version %(v)s); its receipt was written when "
                             "it was uploaded. To change your bid, seal a new version.", v=target["bid_version"]),
@@ -139,6 +146,30 @@ def _open_session(api: Api, envelope: Path, target: dict[str, Any], sha256: str,
                "started_at": datetime.now(UTC).isoformat(timespec="seconds")}
     write_json(path, session)
     return session, state
+
+
+def _resumable_session(envelope: Path, sha256: str, size: int) -> bool:
+    session = read_json(session_path(envelope))
+    return bool(session) and session.get("sha256") == sha256 and session.get("size") == size
+
+
+def _send_whole(api: Api, envelope: Path, target: dict[str, Any], sha256: str, size: int,
+                progress: Progress | None) -> dict[str, Any]:
+    """The envelope in one request (upload and finalize at once); the answer is the receipt bundle."""
+    org = target["organisation_id"]
+    stale = read_json(session_path(envelope))
+    if stale and stale.get("server") == api.server:
+        _cancel_stale(api, stale, org)
+    session_path(envelope).unlink(missing_ok=True)
+    try:
+        result = api.request("POST", f"/api/tenders/{target['tender_id']}/lots/{target['lot_id']}/bids",
+                             params={"sha256": sha256, "organisation_id": org}, data=envelope.read_bytes())
+    except Unreachable as exc:
+        raise ClientError(_("%(reason)s Run the same command again: it checks whether the platform took the envelope "
+                            "and sends it again if not.", reason=exc.message), code=exc.code) from None
+    if progress:
+        progress(size, size)
+    return result
 
 
 def _send(api: Api, envelope: Path, session: dict[str, Any], received: int, chunk_size: int, org: int | None,
@@ -191,15 +222,9 @@ def make_bundle(result: dict[str, Any], target: dict[str, Any], envelope: Path, 
             "bidder_commitment": result["bidder_commitment"], "bid": result["bid"]}
 
 
-def upload_envelope(api: Api, state: ServerState, envelope: Path, *, tender_id: int | None = None,
-                    lot_id: int | None = None, chunk_size: int = DEFAULT_CHUNK, out: Path | None = None,
-                    progress: Progress | None = None, report: Report = lambda _line: None) -> Uploaded:
-    """Upload (or resume), finalize, check the receipt offline and keep it; return where it was written."""
-    api.require_token()
-    envelope = Path(envelope)
-    target = envelope_target(envelope, tender_id, lot_id)
-    sha256, size = file_digest(envelope)
-    keys: PlatformKeys = platform_keys(api, state)
+def _resumable(api: Api, envelope: Path, target: dict[str, Any], sha256: str, size: int, chunk_size: int,
+               progress: Progress | None) -> tuple[dict[str, Any], int, int]:
+    """Upload (or resume) in chunks, then finalize; return the answer, where it resumed and the bytes sent."""
     session, server_state = _open_session(api, envelope, target, sha256, size)
     org = target["organisation_id"]
     resumed_from = server_state["received"]
@@ -219,6 +244,26 @@ def upload_envelope(api: Api, state: ServerState, envelope: Path, *, tender_id: 
         if exc.code not in ("upload_incomplete",) and exc.status not in (401, 403):
             session_path(envelope).unlink(missing_ok=True)  # refused for good: a new seal needs a new session
         raise
+    return result, resumed_from, sent
+
+
+def upload_envelope(api: Api, state: ServerState, envelope: Path, *, tender_id: int | None = None,
+                    lot_id: int | None = None, chunk_size: int = DEFAULT_CHUNK, out: Path | None = None,
+                    progress: Progress | None = None, report: Report = lambda _line: None) -> Uploaded:
+    """Upload (in one request, or resumable), check the receipt offline and keep it; return where it was written."""
+    api.require_token()
+    envelope = Path(envelope)
+    target = envelope_target(envelope, tender_id, lot_id)
+    sha256, size = file_digest(envelope)
+    keys: PlatformKeys = platform_keys(api, state)
+    whole = size <= chunk_size and not _resumable_session(envelope, sha256, size)
+    if whole:  # fits one request: the server's limit decides
+        whole = size <= int(_precheck(api, target, sha256).get("max_chunk") or 0)
+    if whole:
+        result = _send_whole(api, envelope, target, sha256, size, progress)
+        resumed_from, sent = 0, size
+    else:
+        result, resumed_from, sent = _resumable(api, envelope, target, sha256, size, chunk_size, progress)
     bundle = make_bundle(result, target, envelope, sha256, size, api.server)
     receipt = check_bundle(bundle, keys, envelope=None, report=report)
     head = remember_head(state, target["tender_id"], bundle["receipt"]["body"]["tree_head"], keys)

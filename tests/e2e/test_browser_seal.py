@@ -348,3 +348,48 @@ def test_an_interrupted_upload_resumes_after_a_reload(kit, server, browser, tmp_
     assert sum(1 for url, _b in puts if "offset=0" in url) == 1  # not sealed and sent again from the start
     assert page.evaluate("async () => (await import('/static/seal/upload.js')).pending.load("
                          f"'{tender.id}/{lot.id}/{bidder.org.id}')") is None
+
+
+def _small_files(tmp_path: Path, bidder) -> tuple[Path, list[Path]]:
+    key_file, (proposal, _drawings) = _bidder_files(tmp_path, bidder)
+    return key_file, [proposal]  # well under one chunk: the page sends it in one request
+
+
+@pytest.mark.parametrize("first_attempt", ["answered", "no_answer"])
+def test_a_small_envelope_goes_in_one_request_and_falls_back_to_chunks_without_an_answer(kit, server, browser,
+                                                                                        tmp_path, first_attempt):
+    tender = kit.tender(mode="bidder", custodians=0)
+    lot, bidder = lot_of(tender), kit.bidder()
+    key_file, documents = _small_files(tmp_path, bidder)
+    page = browser(f"single-{first_attempt}").new_page()
+    _login(page, server, bidder.person)
+    page.goto(f"{server}/tenders/{tender.id}/lots/{lot.id}/seal")
+    sent = _record_bodies(page)
+    single = re.compile(rf"/api/tenders/{tender.id}/lots/{lot.id}/bids\?")
+    dropped: list[str] = []
+
+    def no_answer_once(route):
+        if first_attempt == "no_answer" and not dropped:
+            dropped.append(route.request.url)
+            return route.abort()
+        return route.continue_()
+
+    page.route(single, no_answer_once)
+    _fill_bid(page, key_file, documents, PASSPHRASE)
+    page.click("#seal-button")
+    page.wait_for_selector("#receipt-verified.ok", timeout=120_000)
+    bid = db.session.scalar(select(Bid).where(Bid.organisation_id == bidder.org.id))
+    stored = _stored(bid)
+    E.verify_bytes(stored, signer_public_key=bidder.signing_key.public_key(),
+                   expected_context=E.bid_context(tender.code, lot.code, bidder.org.uscc, 1))
+    posts = [(url, body) for method, url, body in sent if method == "POST" and single.search(url)]
+    assert [body for _u, body in posts] == [stored]  # the ciphertext, once per attempt
+    assert parse_qs(urlsplit(posts[0][0]).query)["sha256"] == [hashlib.sha256(stored).hexdigest()]
+    puts = [body for method, url, body in sent if method == "PUT" and "/api/uploads/" in url]
+    if first_attempt == "answered":
+        assert puts == [] and not any("/uploads" in url for _m, url, _b in sent)
+    else:  # the resumable path took over with the same envelope
+        assert dropped and b"".join(puts) == stored
+    everything = b"\n".join(body for _m, _u, body in sent)
+    for secret in (PRICE, MANAGER, CERT_NO, MARKER, "bid.json", PASSPHRASE):
+        assert secret.encode() not in everything, secret

@@ -58,19 +58,31 @@ function setConnected(connected) {
   app.dataset.connected = connected ? "yes" : "no";
 }
 
+// An event that arrives while a state request (join, state) is out may be older or newer than the state read
+// for it; either way one more request follows, so the page ends on the latest state. Presence is not in it.
+let events = 0, fetching = false, again = false;
+socket.onAny((name) => { if (name !== "room.presence") events += 1; });
+
 function join() {
+  const mark = events;
   socket.emit("join", { evaluation_id: config.evaluationId }, (answer) => {
     if (!answer || !answer.ok) { showError(answer ? answer.message : t("network")); return; }
     applyState(answer.state);
     if (answer.presence) onPresence(answer.presence);
     setConnected(true);
     sheets.retry(); // typing whose save did not reach the server before the connection dropped
+    if (events !== mark) resync(); // events crossed the state on its way: read it once more
   });
 }
 
-function resync() {
-  socket.emit("state", { evaluation_id: config.evaluationId }, (answer) => {
-    if (answer && answer.ok) { applyState(answer.state); if (answer.presence) onPresence(answer.presence); }
+function resync() { // the whole state again
+  if (fetching) { again = true; return; }
+  fetching = true;
+  const mark = events;
+  socket.timeout(ACK_MS).emit("state", { evaluation_id: config.evaluationId }, (err, answer) => {
+    fetching = false;
+    if (!err && answer && answer.ok) { applyState(answer.state); if (answer.presence) onPresence(answer.presence); }
+    if (again || events !== mark) { again = false; resync(); }
   });
 }
 

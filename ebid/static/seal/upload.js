@@ -1,5 +1,10 @@
-// The sealed-bid API from the page (docs/bids-api.md): resumable upload in chunks, finalize, withdraw.
-// Requests carry the session cookie and the page's CSRF token (X-CSRFToken). Only ciphertext is sent.
+// The sealed-bid API from the page (docs/bids-api.md): an envelope that fits one chunk in one request,
+// a larger one by resumable upload in chunks and finalize; withdraw. Requests carry the session cookie
+// and the page's CSRF token (X-CSRFToken). Only ciphertext is sent.
+//
+// One request: POST /api/tenders/{t}/lots/{l}/bids?sha256= with the envelope as the body; the answer is
+// the receipt bundle. When that request gets no answer (network, server restarting), the page falls back
+// to the resumable path for the same envelope (it starts a session and sends the chunks).
 //
 // Resume: a failed chunk (network down, server restarting) is retried with growing pauses, each time
 // from the offset the server says it has received; a sealed envelope waiting for upload is kept in
@@ -72,10 +77,22 @@ function retryable(err) {
 }
 
 // Upload a sealed envelope and finalize it; returns the finalize answer (receipt bundle of the API).
-// `state.uploadId` resumes an existing upload session. Callbacks: onSession(upload) once the session
+// An envelope no larger than `chunkSize` goes in one request; `state.uploadId` resumes an existing
+// upload session. Callbacks: onSession(upload) once the session
 // exists, onProgress(sentBytes, size), onRetry(attempt, error).
 export async function uploadEnvelope(api, { tenderId, lotId, blob, sha256, state = {}, chunkSize = 4 << 20,
   maxAttempts = 8, onSession = null, onProgress = null, onRetry = null, signal = null }) {
+  if (!state.uploadId && blob.size <= chunkSize) {
+    try {
+      const result = await api.call("POST", `/api/tenders/${tenderId}/lots/${lotId}/bids`,
+        { query: { sha256 }, body: blob, signal });
+      if (onProgress) onProgress(blob.size, blob.size);
+      return result;
+    } catch (err) {
+      if (!retryable(err)) throw err;
+      if (onRetry) onRetry(1, err);  // no answer: the resumable path below takes over
+    }
+  }
   let upload;
   if (state.uploadId) {
     upload = await api.get(`/api/uploads/${state.uploadId}`);
