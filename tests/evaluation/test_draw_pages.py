@@ -99,7 +99,7 @@ def test_names_show_once_the_evaluation_starts(client, committee, start_room):
     assert c.members[0].expert.name not in client.get(f"/tenders/{c.tender.id}/draw").get_data(as_text=True)
     evaluation = start_room(c.tender)
     page = client.get(f"/tenders/{c.tender.id}/draw").get_data(as_text=True)
-    assert c.members[0].expert.name in page and f"/evaluations/{evaluation.id}/room" in page
+    assert c.members[0].expert.name in page and f'data-evaluation="{evaluation.status.value}"' in page
 
 
 def test_expert_accepts_and_declines_from_the_invitations_page(app, pool, draw_tender, make_request):
