@@ -187,7 +187,7 @@ def test_progress_reaches_the_others_without_the_values(app, r):
         c.received()
     code = first_score(r)["code"]
     assert clients[0].act(r.evaluation_id, "save_sheet", bid_opening_id=r.bid_ids[0],
-                          values={code: "4", "F1": "pass"})["ok"]
+                          values={code: "3.71", "F1": "pass"})["ok"]
     for c in (clients[1], supervisor):
         received = c.received()
         progress = [e["args"][0] for e in received if e["name"] == "room.progress"]
@@ -196,13 +196,14 @@ def test_progress_reaches_the_others_without_the_values(app, r):
         assert progress[-1]["filled"] == 2 and progress[-1]["total"] == len(r.evaluation.criteria)
         assert progress[-1]["submitted"] is False
         assert not any(e["name"] == "room.sheet" for e in received)
-        assert "4" not in repr([e["args"] for e in received])  # no value travels with the progress
+        # no value travels with the progress (3.71 appears nowhere else in the payloads)
+        assert "3.71" not in repr([e["args"] for e in received]) and "values" not in repr(received)
     # the other member's state has the progress, not the sheet; the supervisor reads the draft
     state = clients[1].call("state", {"evaluation_id": r.evaluation_id})["state"]
     assert [s for s in state["sheets"] if s["member_id"] == r.member_ids[0]] == []
     assert {(p["member_id"], p["filled"]) for p in state["progress"]} == {(r.member_ids[0], 2)}
     sup_state = supervisor.call("state", {"evaluation_id": r.evaluation_id})["state"]
-    assert [s["values"] for s in sup_state["sheets"]] == [{code: "4", "F1": "pass"}]
+    assert [s["values"] for s in sup_state["sheets"]] == [{code: "3.71", "F1": "pass"}]
 
 
 def test_a_submitted_sheet_shows_to_another_member_once_both_submitted(app, r):
