@@ -22,7 +22,6 @@ from typing import Any
 
 from flask import current_app, request
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user
 from flask_socketio import Namespace, SocketIO, join_room, leave_room
 
 from bidding import opening
@@ -49,9 +48,9 @@ from bidding.hall_state import (
 )
 from bidding.models import Tender
 from core.db import db
-from core.errors import DomainError, Forbidden, NotAuthenticated, NotFound, ValidationFailed
+from core.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from core.identity.models import Person
-from core.identity.tokens import InvalidToken, authenticate_api_token
+from core.socket_auth import connected_person, connecting_person
 
 log = logging.getLogger(__name__)
 
@@ -148,17 +147,7 @@ class HallNamespace(Namespace):
     # --- connection ---------------------------------------------------------------------------------
 
     def on_connect(self, auth: Any = None) -> None:
-        token = auth.get("token") if isinstance(auth, dict) else None
-        person: Person | None = None
-        try:
-            if token:
-                person = authenticate_api_token(str(token), touch=False).person
-            elif current_user and current_user.is_authenticated:
-                person = current_user._get_current_object()
-        except InvalidToken as exc:
-            raise ConnectionRefusedError(exc.to_dict()) from None
-        if person is None or not person.is_enabled:
-            raise ConnectionRefusedError(NotAuthenticated(_l("Log in to enter the opening hall.")).to_dict())
+        person = connecting_person(auth, _l("Log in to enter the opening hall."))
         with self._lock:
             self._clients[request.sid] = {"person_id": person.id, "halls": {}}
 
@@ -173,10 +162,7 @@ class HallNamespace(Namespace):
     def _person(self) -> Person:
         with self._lock:
             client = self._clients.get(request.sid)
-        person = db.session.get(Person, client["person_id"]) if client else None
-        if person is None or not person.is_enabled:
-            raise NotAuthenticated(_l("Your session ended; log in again."))
-        return person
+        return connected_person(client["person_id"] if client else None)
 
     def _access(self, tender_id: int, organisation_id: int | None = None) -> tuple[Person, Tender, Access]:
         person = self._person()

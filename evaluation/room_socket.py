@@ -27,7 +27,6 @@ from typing import Any
 
 from flask import current_app, request
 from flask_babel import lazy_gettext as _l
-from flask_login import current_user
 from flask_socketio import Namespace, SocketIO, join_room, leave_room
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
@@ -35,11 +34,11 @@ from sqlalchemy.orm.exc import StaleDataError
 from bidding.hall_presence import MemoryPresence, Presence, RedisPresence
 from core.actor import Actor
 from core.db import db
-from core.errors import Conflict, DomainError, Forbidden, NotAuthenticated, ValidationFailed
+from core.errors import Conflict, DomainError, Forbidden, ValidationFailed
 from core.identity.access import actor_for
 from core.identity.models import Person, Role
-from core.identity.tokens import InvalidToken, authenticate_api_token
 from core.realtime import publish
+from core.socket_auth import connected_person, connecting_person
 from evaluation import room
 from evaluation.room_errors import NotInRoom, ReadOnly
 from evaluation.room_events import CLARIFICATION, NAMESPACE, PRESENCE, person_room, room_name, supervisor_room
@@ -193,17 +192,7 @@ class RoomNamespace(Namespace):
     # --- connection ---------------------------------------------------------------------------------
 
     def on_connect(self, auth: Any = None) -> None:
-        token = auth.get("token") if isinstance(auth, dict) else None
-        person: Person | None = None
-        try:
-            if token:
-                person = authenticate_api_token(str(token), touch=False).person
-            elif current_user and current_user.is_authenticated:
-                person = current_user._get_current_object()
-        except InvalidToken as exc:
-            raise ConnectionRefusedError(exc.to_dict()) from None
-        if person is None or not person.is_enabled:
-            raise ConnectionRefusedError(NotAuthenticated(_l("Log in to enter the scoring room.")).to_dict())
+        person = connecting_person(auth, _l("Log in to enter the scoring room."))
         with self._lock:
             self._clients[request.sid] = {"person_id": person.id, "rooms": {}}
         join_room(person_room(person.id))
@@ -217,10 +206,7 @@ class RoomNamespace(Namespace):
     def _person(self) -> Person:
         with self._lock:
             client = self._clients.get(request.sid)
-        person = db.session.get(Person, client["person_id"]) if client else None
-        if person is None or not person.is_enabled:
-            raise NotAuthenticated(_l("Your session ended; log in again."))
-        return person
+        return connected_person(client["person_id"] if client else None)
 
     def _access(self, evaluation_id: int) -> tuple[Person, RoomAccess]:
         person = self._person()
