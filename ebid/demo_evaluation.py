@@ -305,8 +305,10 @@ def print_evaluation(result: Any, reports: list[EvaluationReport], base_url: str
     if evaluation is not None:
         opened = db.session.scalar(select(func.count(BidOpening.id)).where(
             BidOpening.tender_id == tender.id, BidOpening.status == BidOpeningStatus.DECRYPTED))
+        members = ", ".join(m.expert.person.email for m in _members(tender.id, MemberStatus.SIGNED_IN)
+                            if m.expert.person is not None)
         click.echo(f"  evaluation: {evaluation.status.value}, {opened} bids evaluated; room: "
-                   f"{base_url}/evaluations/{evaluation.id}/room (log in as an expert of the committee or "
+                   f"{base_url}/evaluations/{evaluation.id}/room (log in as a member: {members}; or as "
                    "supervisor@demo.ebid)")
     click.echo(f"  draw: {base_url}/tenders/{tender.id}/draw (agent@demo.ebid)")
 
