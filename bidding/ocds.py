@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -252,6 +252,50 @@ def _content_digest(release: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+# Awards come from the evaluation package above bidding: ``fn(tender) -> [{"id", "title", "status" (award
+# status codelist), "date" (datetime), "amount" (Decimal | None), "supplier" (Organisation | None),
+# "lot" (Lot)}]``; installed with :func:`register_awards_provider`.
+AwardsProvider = Callable[[Tender], list[dict[str, Any]]]
+_awards_providers: list[AwardsProvider] = []
+
+
+def register_awards_provider(fn: AwardsProvider) -> AwardsProvider:
+    """Install the source of a tender's awards (the evaluation package calls this at import)."""
+    if fn not in _awards_providers:
+        _awards_providers.append(fn)
+    return fn
+
+
+def _awards(tender: Tender) -> list[dict[str, Any]]:
+    return [a for fn in _awards_providers for a in fn(tender)]
+
+
+def _award(tender: Tender, award: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": award["id"], "title": award["title"], "status": award["status"],
+                           "date": timestamp(award["date"]), "relatedLots": [lot_id(award["lot"])]}
+    if award.get("amount") is not None:
+        out["value"] = _value(award["amount"], tender.currency)
+    if award.get("supplier") is not None:
+        out["suppliers"] = [{"id": party_id(award["supplier"]), "name": award["supplier"].name}]
+    return out
+
+
+def _with_suppliers(parties: list[dict[str, Any]], awards: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add each awarded or candidate supplier to the parties (once, with the ``supplier`` role)."""
+    known = {p["id"]: p for p in parties}
+    for award in awards:
+        org = award.get("supplier")
+        if org is None:
+            continue
+        party = known.get(party_id(org))
+        if party is None:
+            party = known[party_id(org)] = _party(org, ["supplier"])
+            parties.append(party)
+        elif "supplier" not in party["roles"]:
+            party["roles"].append("supplier")
+    return parties
+
+
 def build_release(tender: Tender, *, ocid_prefix: str, base_url: str) -> dict[str, Any]:
     """Return the OCDS 1.1 release describing the current public state of ``tender``.
 
@@ -271,6 +315,15 @@ def build_release(tender: Tender, *, ocid_prefix: str, base_url: str) -> dict[st
         "buyer": buyer,
         "tender": _tender_section(tender, base_url, procuring_entity),
     }
+    awards = _awards(tender)
+    if awards:
+        body["parties"] = _with_suppliers(parties, awards)
+        body["awards"] = [_award(tender, a) for a in awards]
+        body["tag"] = ["award"] if tender.status != TenderStatus.CANCELLED else body["tag"]
+        latest = max(as_utc(a["date"]) for a in awards)
+        if latest > as_utc(date):
+            date = latest
+            body["date"] = timestamp(date)
     digest = _content_digest({"ocid": ocid, **body})
     return {"ocid": ocid, "id": f"{ocid}-{date.strftime('%Y%m%dT%H%M%SZ')}-{digest[:12]}", **body}
 

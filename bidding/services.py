@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO
 
 from blinker import Namespace
@@ -82,6 +82,26 @@ tender_failed = _signals.signal("tender-failed")
 # Some lots failed at the deadline (fewer than three bids) while the tender opens its other lots:
 # ``lots_failed.send(tender, actor=actor, at=when, lots=[codes])`` (bidding.retender tells the tenderer).
 lots_failed = _signals.signal("lots-failed")
+
+# The evaluation method's parameters are checked and normalised at publication by the package that
+# evaluates (it sits above bidding): ``fn(evaluation_method) -> normalised dict``, raising ValidationFailed.
+MethodCheck = Callable[[dict[str, Any]], dict[str, Any]]
+_method_checks: list[MethodCheck] = []
+
+
+def register_method_check(fn: MethodCheck) -> MethodCheck:
+    """Install a check of ``evaluation_method`` run when a tender is published (the evaluation package's)."""
+    if fn not in _method_checks:
+        _method_checks.append(fn)
+    return fn
+
+
+def check_method(evaluation_method: dict[str, Any] | None) -> dict[str, Any]:
+    """The method as it is fixed at publication, after every installed check (refusals name the field)."""
+    method = dict(evaluation_method or {})
+    for check in _method_checks:
+        method = check(method)
+    return method
 
 
 def _organisation(org_id: int | None, field: str) -> Organisation | None:
@@ -293,6 +313,7 @@ def publish_tender(actor: Actor, tender: Tender, *, expected_version: int | None
     book = rulebook()
     rules = book.get(book.current_version, tender.region)
     raise_if(check_publication(rules, terms_of(tender), at))
+    tender.evaluation_method = check_method(tender.evaluation_method)  # parameters fixed from now on
     _check_custodians(tender.decryption_mode, tender.custodian_threshold, len(tender.custodians), publishing=True)
     ceremony = opening_key.prepare(tender, at)  # the opening key (开标密钥), split among the custodians
     lifecycle.transition(tender, TenderStatus.PUBLISHED)

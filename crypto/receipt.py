@@ -57,6 +57,11 @@ LOG_ENTRY_KINDS: dict[str, tuple[dict[str, str], dict[str, str]]] = {  # kind ->
     # an evaluation committee event (评标委员会): sheet submitted, chair vote, clarification, dispute, summary...
     "committee": ({"tender": "text", "event": "event", "at_ms": "int"},
                   {"member": "text", "bid": "text", "criterion": "text", "detail": "text", "sha256": "hex32"}),
+    # after the evaluation (定标): publicity, objections and answers, 评定分离 choices and lots, awards
+    "award": ({"tender": "text", "event": "event", "at_ms": "int"},
+              {"lot": "text", "bid": "text", "amount": "text", "pick": "text", "days": "text", "ends_ms": "text",
+               "objection": "text", "choices": "text", "result": "text", "commitment": "hex32", "seed": "hex32",
+               "sha256": "hex32"}),
     # an expert draw round (评标专家抽取): the commitment and frozen candidate list before, the seed after
     "draw.commit": ({"tender": "text", "round": "int", "commitment": "hex32", "candidates_sha256": "hex32",
                      "wanted": "text", "at_ms": "int"}, {"purpose": "text"}),

@@ -27,8 +27,10 @@ from core.realtime import init_realtime
 from core.tasks import init_celery
 from ebid import errors as error_pages
 from ebid.cli_commands import register_cli
+from evaluation.results_api import blp as results_api
 from evaluation.room_socket import register_room
 from evaluation.views_draw import register as register_draw_pages
+from evaluation.views_results import register as register_result_pages
 from evaluation.views_room import register as register_room_pages
 from guarantees.api import blp as guarantees_api
 from guarantees.api import exempt_from_csrf as exempt_guarantee_callbacks
@@ -59,3 +61,5 @@ def register(app: Flask, settings: Settings) -> None:
     register_guarantee_pages(app)
     register_room_pages(app)  # the scoring room and the bidders' clarification pages
     register_draw_pages(app)  # the expert pool, the draw, invitations and sign-in
+    api.register_blueprint(results_api, name="results_api")  # the evaluation report's revisions and signatures
+    register_result_pages(app)  # results, decisions, report signing, publicity, award, explanations

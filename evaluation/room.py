@@ -28,6 +28,7 @@ from core.identity.models import Role
 from core.notifications import members as org_members
 from core.notifications import notify
 from evaluation import criteria as C
+from evaluation import outcome, report
 from evaluation.pool_models import DrawStatus
 from evaluation.room_errors import RoomNotFound, RoomRefused, StaleRevision, WrongStage
 from evaluation.room_events import CHAIR, CLARIFICATION, DISPUTE, STATUS, SUMMARY
@@ -202,8 +203,10 @@ def vote_chair(actor: Actor, evaluation_id: int, candidate_member_id: int) -> Ch
 
 def ask_clarification(actor: Actor, evaluation_id: int, bid_opening_id: int, question: str,
                       minutes: int = 30) -> Clarification:
-    """Ask the bidder of one bid a written question, due in ``minutes``; the bidder is notified."""
-    evaluation, access = enter(actor, evaluation_id, S.SCORING)
+    """Ask the bidder of one bid a written question, due in ``minutes``; the bidder is notified.
+
+    Also in the summary stage: an abnormally low price (异常低价) found then must be explained first."""
+    evaluation, access = enter(actor, evaluation_id, S.SCORING, S.SUMMARY)
     bid = require_bid(evaluation, bid_opening_id)
     text = clean_text(question, "question", max_length=4000)
     try:
@@ -335,7 +338,8 @@ def write_summary(actor: Actor, evaluation_id: int, text: str) -> Evaluation:
 
 
 def complete_evaluation(actor: Actor, evaluation_id: int) -> Evaluation:
-    """The chair completes: every sheet submitted, no dispute still voting, the summary written."""
+    """The chair completes: every sheet submitted, no dispute still voting, the summary written, every
+    committee decision taken; the result is frozen and the report prepared for the members' signatures."""
     evaluation, access = enter(actor, evaluation_id, S.SCORING, S.SUMMARY)
     require_chair(evaluation, access)
     if not all_submitted(evaluation):
@@ -346,10 +350,12 @@ def complete_evaluation(actor: Actor, evaluation_id: int) -> Evaluation:
         raise RoomRefused(_l("A dispute is still being voted on; finish the vote first."), code="dispute_open")
     if not evaluation.summary:
         raise RoomRefused(_l("Write the committee's summary first."), code="summary_missing")
+    stored = outcome.finalize(actor, evaluation)  # refuses while a committee decision is missing
     evaluation.status, evaluation.completed_at = S.COMPLETE, now()
     db.session.flush()
     record(actor, "completed", evaluation, summary_sha256=_text_sha256(evaluation.summary))
     committee_log(evaluation, "completed", member=access.member_id)
+    report.prepare(actor, evaluation, stored)
     emit(evaluation, STATUS, status_view(evaluation))
     return evaluation
 

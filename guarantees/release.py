@@ -128,6 +128,20 @@ def release_for_tender(actor: Actor, tender: Tender, reason: ReleaseReason | str
     return changed
 
 
+def release_for_bidder(actor: Actor, tender: Tender, lot_id: int, bidder_id: int, reason: ReleaseReason | str,
+                       trigger_at: datetime | None = None) -> int:
+    """Release one bidder's letters in force for one lot (e.g. not awarded, 条例 §57); return how many."""
+    reason = ReleaseReason(reason)
+    stmt = select(GuaranteeOrder).where(GuaranteeOrder.tender_id == tender.id, GuaranteeOrder.lot_id == lot_id,
+                                        GuaranteeOrder.bidder_id == bidder_id,
+                                        GuaranteeOrder.state.in_(list(lifecycle.LETTER_IN_FORCE)))
+    orders = db.session.scalars(stmt.order_by(GuaranteeOrder.id)).all()
+    for order in orders:
+        release(actor, order, reason, trigger_at=trigger_at)
+    db.session.flush()
+    return len(orders)
+
+
 @tender_cancelled.connect
 def _on_tender_cancelled(tender: Tender, **extra) -> None:
     release_for_tender(SYSTEM, tender, ReleaseReason.TENDER_CANCELLED, tender.cancelled_at)

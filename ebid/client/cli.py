@@ -422,3 +422,8 @@ def release_share_command(tender_id: int, key_path: Path, passphrase_file: Path 
 from ebid.client.record import record_cli  # noqa: E402
 
 client_cli.add_command(record_cli)
+
+# --- the evaluation report (评标报告): every committee member signs it ---------------------------------------
+from ebid.client.report import report_cli  # noqa: E402
+
+client_cli.add_command(report_cli)

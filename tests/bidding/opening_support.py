@@ -74,15 +74,16 @@ def bid_zip(tmp: Path, lot: str, price: str, name: str) -> bytes:
 
 @pytest.fixture(name="make_opening")
 def make_opening_fixture(kit, create_person, tmp_path, frozen):
-    """Build a tender at its opening: ``n`` bidders with valid bids, host and supervisor named."""
+    """Build a tender at its opening: ``n`` bidders with valid bids (``prices`` in bidder order, else
+    900000.00, 901000.00, ...), host and supervisor named."""
     def make(n: int = 4, *, mode: str = "bidder_then_custodians", custodians: int = 3, threshold: int = 2,
-             window: int = 30, **overrides) -> Opening:
+             window: int = 30, prices: list[str] | None = None, **overrides) -> Opening:
         tender = kit.tender(mode=mode, custodians=custodians, threshold=threshold, **overrides)
         lot = lot_of(tender)
-        bidders, prices = [], {}
+        bidders, given, prices = [], prices, {}
         for i in range(n):
             b = kit.bidder()
-            price = f"{900000 + 1000 * i}.00"
+            price = given[i] if given else f"{900000 + 1000 * i}.00"
             plaintext = bid_zip(tmp_path, lot.code, price, f"b{i}")
             assert submit(b.client, tender, lot, kit.seal(tender, lot, b, plaintext=plaintext)).status_code == 201
             bidders.append(b)

@@ -235,8 +235,9 @@ def _committee(o: Opening, create_person, n: int) -> tuple[list[CommitteeMember]
 def make_room_fixture(make_opening, create_person):
     """Build a scoring room; see the module's docstring."""
     def make(experts: int = 5, bidders: int = 3, *, failed: int = 1, signed_in: bool = True, start: bool = True,
-             evaluation_method: dict[str, Any] | None = None) -> Room | tuple[Opening, list[CommitteeMember]]:
-        o = make_opening(bidders, mode="bidder", custodians=0, guarantee_policy={"mode": "waived_sme"},
+             evaluation_method: dict[str, Any] | None = None, prices: list[str] | None = None
+             ) -> Room | tuple[Opening, list[CommitteeMember]]:
+        o = make_opening(bidders, mode="bidder", custodians=0, guarantee_policy={"mode": "waived_sme"}, prices=prices,
                          **({"evaluation_method": evaluation_method} if evaluation_method is not None else {}))
         _decrypt(o, failed)
         _publish_record(o)

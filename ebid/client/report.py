@@ -1,0 +1,100 @@
+"""``ebid client report sign``: a committee member signs the evaluation report (评标报告) on their machine.
+
+Download the current revision, add one PAdES signature in your own field (``MemberN``) with your own key,
+upload the result. The private key never leaves this machine; the platform checks that the earlier
+revisions are unchanged, that only your field was filled and that the certificate is yours.
+:func:`sign_in_process` is the same signing code run inside the server's process (the demo).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import click
+from cryptography import x509
+from flask_babel import gettext as _
+from pyhanko.sign.general import SigningError
+
+from ebid.client.errors import ClientError
+from ebid.client.http import DEFAULT_RETRIES, Api
+from ebid.client.record import load_signing_material
+from evaluation.report_verify import sign_report
+
+API = "/api/evaluation/tenders/{tender_id}/report/revision"
+
+
+def sign_revision(pdf: bytes, field: str | None, key: Any, cert: x509.Certificate,
+                  chain: list[x509.Certificate]) -> bytes:
+    """Add your signature to ``field`` of the report as an incremental revision."""
+    if not field:
+        raise ClientError(_("You are not a member of this tender's evaluation committee, so there is no field for "
+                            "you to sign."), code="no_field")
+    try:
+        return sign_report(pdf, field, key, cert, chain, field)
+    except SigningError as exc:
+        if "filled already" in str(exc):
+            raise ClientError(_("Your field %(field)s of the report is already signed.", field=field),
+                              code="already_signed") from None
+        raise
+
+
+def sign_and_upload(api: Api, tender_id: int, key: Any, cert: x509.Certificate,
+                    chain: list[x509.Certificate]) -> dict[str, Any]:
+    """Fetch the current revision, check its digest, sign your field, upload; return the report's state."""
+    api.require_token()
+    revision = api.get(API.format(tender_id=tender_id))
+    pdf = base64.b64decode(revision["pdf"])
+    if hashlib.sha256(pdf).hexdigest() != revision["sha256"]:
+        raise ClientError(_("The downloaded report does not match its SHA-256; download it again."),
+                          code="digest_mismatch")
+    signed = sign_revision(pdf, revision.get("my_field"), key, cert, chain)
+    return api.post(API.format(tender_id=tender_id), {"pdf": base64.b64encode(signed).decode()})
+
+
+def sign_in_process(actor: Any, tender_id: int, key: Any, cert: x509.Certificate,
+                    chain: list[x509.Certificate]) -> Any:
+    """Sign in the server's process (the demo): the same signing code, then the same acceptance checks."""
+    from evaluation import report as reports
+
+    report = reports.require_report(tender_id)
+    mine = reports.field_of_person(report, actor.person_id)
+    signed = sign_revision(reports.current_pdf(report), mine["field"] if mine else None, key, cert, chain)
+    return reports.accept_signature(actor, tender_id, signed)
+
+
+@click.group("report", help="The evaluation report (评标报告): sign it as a member of the committee.")
+def report_cli() -> None:
+    pass
+
+
+@report_cli.command("sign")
+@click.option("--tender", "tender_id", required=True, type=int, help="The tender's id.")
+@click.option("--key", "key_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Your private key (encrypted, as written by 'ebid client keygen').")
+@click.option("--cert", "cert_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Your certificate from the platform CA (PEM).")
+@click.option("--chain", "chain_paths", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The platform CA's certificate (PEM), embedded so verifiers need only the root.")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also keep the report as it stands after your signature.")
+@click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="File whose first line is the key passphrase (else EBID_KEY_PASSPHRASE, else a prompt).")
+@click.option("--server", envvar="EBID_SERVER", default=None, help="The platform's address (or EBID_SERVER).")
+@click.option("--token", envvar="EBID_TOKEN", default=None, help="Your API token (better: EBID_TOKEN).")
+def sign_command(tender_id: int, key_path: Path, cert_path: Path, chain_paths: tuple[Path, ...], out_path: Path | None,
+                 passphrase_file: Path | None, server: str | None, token: str | None) -> None:
+    """Sign your field of the evaluation report and upload the signed revision."""
+    from ebid.client.cli import read_passphrase
+
+    try:
+        key, cert, chain = load_signing_material(key_path, read_passphrase(passphrase_file), cert_path, chain_paths)
+        api = Api(server or "", token, retries=DEFAULT_RETRIES)
+        result = sign_and_upload(api, tender_id, key, cert, chain)
+        if out_path is not None:
+            out_path.write_bytes(base64.b64decode(api.get(API.format(tender_id=tender_id))["pdf"]))
+    except ClientError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(_("Signed. The report is now %(status)s.", status=result["status"]))

@@ -1,0 +1,277 @@
+"""The evaluation report (评标报告): built from the data at completion, signed by every member in turn.
+
+:func:`prepare` assembles the ten sections of 12号令 §42 from the stored result, the opening record, the
+committee and the room (nothing retyped), sets the PDF with one empty signature field per member and
+keeps it in the file store. Each member downloads the current revision, signs their own field on their
+own machine (``ebid client report sign``) and uploads it; :func:`accept_signature` checks the upload the
+same way as the opening record's (an unchanged prefix, exactly one new valid signature in the member's
+field, chained to the platform CA, nothing else changed) and that the certificate is the member's. With
+every signature the report is final and goes to the tenderer and the supervisors. A report is shown as
+final only when :func:`verdict` says so: a missing signature means incomplete, never final.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from flask_babel import force_locale, gettext
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+
+from bidding.opening_models import BidOpening
+from bidding.record_models import OpeningRecord
+from bidding.record_signing import check_revision
+from core import audit
+from core.actor import Actor
+from core.clock import as_utc, now
+from core.db import db
+from core.errors import Forbidden, NotFound
+from core.identity.ca import CertificateRefused, load_ca_certificate, verify_certificate
+from core.identity.models import Person, Role, RoleGrant
+from core.notifications import members as org_members
+from core.notifications import notify
+from core.storage import default_store
+from evaluation import methods as M
+from evaluation import report_pdf, report_verify
+from evaluation.outcome import dissents_of
+from evaluation.result_models import EvaluationReport, EvaluationResult, ReportSignature, ReportStatus
+from evaluation.room_errors import RoomRefused
+from evaluation.room_flow import committee_log, lock_room
+from evaluation.room_models import Clarification, Dispute, Evaluation
+from evaluation.room_state import signed_in_members
+
+REPORT_LOCALE = "zh_CN"  # the report is a legal document in Chinese; its fixed labels are bilingual
+METHOD_NAMES = {"comprehensive": "综合评估法 / Comprehensive scoring",
+                "lowest_price": "经评审的最低投标价法 / Lowest evaluated price",
+                "gp_low_price": "政府采购低价优先法 / GP lowest price", "pass_fail": "合格制 / Pass-fail"}
+INVALID = {"failed_review": "初步评审不合格 / failed the preliminary review",
+           "above_ceiling": "报价超过最高投标限价 / above the ceiling price",
+           "rejected": "评标委员会否决 / rejected by the committee"}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return as_utc(value).isoformat() if value else None
+
+
+def field_name(index: int) -> str:
+    return f"Member{index}"
+
+
+def step_lines(steps: list[dict[str, Any]]) -> list[str]:
+    """Explanation steps as text lines, in the current locale."""
+    lines = []
+    for step in steps:
+        title, formula = M.describe(M.Step(code=step["code"], values=step["values"], result=step["result"]))
+        lines.append(f"{gettext(title)}: {formula}")
+    return lines
+
+
+def _criteria_titles(evaluation: Evaluation) -> dict[str, str]:
+    return {c["code"]: gettext(c["title"]) for c in evaluation.criteria}
+
+
+def _lot_section(lot: dict[str, Any], titles: dict[str, str], field_of: dict[int, str]) -> dict[str, Any]:
+    valid = [b for b in lot["bids"] if b["valid"]]
+    rejected = [{"bidder": b["bidder"], "reasons": [INVALID.get(b["invalid_reason"], b["invalid_reason"] or "")]
+                 + [f"{code} {titles.get(code, '')}" for code in b["failed_items"]]
+                 + ([f"异常低价未能合理说明 / below cost: {b['low_reason']}"] if b.get("low_decision") == "rejected"
+                    else [])}
+                for b in lot["bids"] if not b["valid"]]
+    rejected += [{"bidder": b["bidder"], "reasons": [f"未解密 / not opened ({b['status']}, {b['outcome'] or '-'})"]}
+                 for b in lot["not_opened"]]
+    by_rank = sorted(valid, key=lambda b: (b["rank"] or 10 ** 6, b["bidder"]))
+    flags = {True: ["异常低价 / abnormally low"], False: []}
+    matters = []
+    if lot["competition"]:
+        matters.append(f"有效投标不足3家，评标委员会决定 / fewer than 3 valid bids, committee decided: "
+                       f"{lot['competition']} ({lot['competition_reason']})")
+    if any(b["tie"] for b in valid):
+        matters.append("存在得分相同且无法按规则区分的投标，由招标人确定 / tied bids: the tenderer decides")
+    return {
+        "code": lot["code"], "title": lot["title"], "benchmark": lot["benchmark"],
+        "benchmark_lines": step_lines(lot["benchmark_steps"]),
+        "qualified": [{"bidder": b["bidder"], "price": b["price"]} for b in valid],
+        "rejected": rejected,
+        "scores": [{"bidder": b["bidder"], "price": b["price"], "evaluated_price": b["evaluated_price"],
+                    "deviation": b["deviation"], "price_score": b["price_score"], "subjective": b["subjective"],
+                    "total": b["total"], "rank": b["rank"], "flags": flags[bool(b["abnormally_low"])]}
+                   for b in lot["bids"] if b["valid"]],
+        "item_scores": [{"bidder": b["bidder"], "code": code,
+                         "by_member": {field_of.get(int(m), m): v for m, v in item["by_member"].items()},
+                         "average": item["value"],
+                         "dropped": [field_of.get(m, str(m)) for m in (item["dropped_high"], item["dropped_low"])
+                                     if m is not None]}
+                        for b in lot["bids"] for code, item in sorted(b["items"].items())],
+        "ranking": [{"rank": b["rank"], "bidder": b["bidder"],
+                     "total_or_price": b["total"] if b["total"] is not None else b["evaluated_price"]}
+                    for b in by_rank],
+        "candidates": [{"rank": c["rank"], "bidder": c["bidder"], "price": c["price"],
+                        "note": "评定分离：推荐（不排序）/ recommended, unranked" if c["rank"] is None else ""}
+                       for c in lot["candidates"]],
+        "matters": matters,
+    }
+
+
+def report_data(evaluation: Evaluation, stored: EvaluationResult) -> dict[str, Any]:
+    """Everything the report prints, as plain data (kept with the report)."""
+    tender = evaluation.tender
+    members = signed_in_members(tender.id)
+    field_of = {m.id: field_name(i) for i, m in enumerate(members, start=1)}
+    record = db.session.scalar(select(OpeningRecord).where(OpeningRecord.tender_id == tender.id))
+    clarifications = db.session.scalars(select(Clarification).where(Clarification.evaluation_id == evaluation.id)
+                                        .order_by(Clarification.id))
+    disputes = db.session.scalars(select(Dispute).where(Dispute.evaluation_id == evaluation.id).order_by(Dispute.id))
+    with force_locale(REPORT_LOCALE):
+        titles = _criteria_titles(evaluation)
+        spec = stored.spec
+        weights = spec.get("weights") or {}
+        return {
+            "tender": {"code": tender.code, "title": tender.title, "tenderer": tender.tenderer.name,
+                       "agency": tender.agency.name if tender.agency else "-", "regime": tender.regime.value,
+                       "method": METHOD_NAMES.get(stored.method, stored.method), "method_version": stored.method_version,
+                       "opening_at": _iso(tender.bid_deadline_at), "started_at": _iso(evaluation.started_at),
+                       "completed_at": _iso(evaluation.completed_at), "report_at": _iso(stored.computed_at)},
+            "basics": [["项目编号 / Code", tender.code], ["项目名称 / Title", tender.title],
+                       ["招标人 / Tenderer", tender.tenderer.name],
+                       ["估算价 / Estimated price", f"{tender.estimated_price:.2f}"],
+                       ["最高投标限价 / Ceiling price",
+                        f"{tender.ceiling_price:.2f}" if tender.ceiling_price is not None else "-"],
+                       ["标段数 / Lots", str(len(tender.lots))],
+                       ["评标办法 / Method", f"{METHOD_NAMES.get(stored.method, stored.method)} v{stored.method_version}"],
+                       ["输入摘要 / Inputs SHA-256", stored.inputs_sha256]],
+            "members": [{"field": field_of[m.id], "name": m.expert.name,
+                         "role": "组长 / Chair" if m.id == evaluation.chair_member_id else "成员 / Member",
+                         "specialty": m.specialty, "employer": m.expert.employer_name or "-"} for m in members],
+            "opening": {"sha256": record.sha256 if record else "-",
+                        "published_at": _iso(record.published_at) if record else None,
+                        "rows": [{"lot": r.get("lot"), "bidder": r.get("bidder"), "price": r.get("price"),
+                                  "duration_days": r.get("duration_days"), "quality": r.get("quality"),
+                                  "project_manager": r.get("project_manager"),
+                                  "bond": (r.get("bond") or {}).get("kind") if isinstance(r.get("bond"), dict)
+                                  else r.get("bond")}
+                                 for r in (record.rows if record else [])]},
+            "criteria": [{"code": c["code"], "group": c["group"], "title": titles[c["code"]], "kind": c["kind"],
+                          "range": f"{c['min']}–{c['max']}" if c["kind"] == "score" else "合格/不合格 pass/fail"}
+                         for c in evaluation.criteria],
+            "method_lines": [f"价格分满分 / Full price score: {weights.get('price', '-')}",
+                             f"基准价 / Benchmark: {spec.get('benchmark', '-')}",
+                             f"主观分汇总 / Subjective aggregation: {spec.get('aggregation', {})}",
+                             f"舍入 / Rounding: {spec.get('rounding', {})}"],
+            "lots": [_lot_section(lot, titles, field_of) for lot in stored.lots],
+            "clarifications": [{"bidder": c.organisation.name, "question": c.question, "answer": c.answer or "-",
+                                "asked_at": _iso(c.asked_at), "answered_at": _iso(c.answered_at),
+                                "status": c.status.value} for c in clarifications],
+            "disputes": [{"bidder": db.session.get(BidOpening, d.bid_opening_id).organisation.name,
+                          "criterion": f"{d.criterion} {titles.get(d.criterion, '')}", "reason": d.reason,
+                          "outcome": d.outcome or "-",
+                          "votes": [{"member": field_of.get(v.member_id, str(v.member_id)), "vote": v.vote,
+                                     "reason": v.reason or ""} for v in d.votes]} for d in disputes],
+            "dissents": [{"member": f"{field_of.get(d.member_id, '')} {d.member.expert.name}", "text": d.text}
+                         for d in dissents_of(evaluation.id)],
+            "summary": evaluation.summary or "",
+        }
+
+
+def get_report(tender_id: int) -> EvaluationReport | None:
+    return db.session.scalar(select(EvaluationReport).where(EvaluationReport.tender_id == tender_id))
+
+
+def require_report(tender_id: int) -> EvaluationReport:
+    report = get_report(tender_id)
+    if report is None:
+        raise NotFound(_l("The evaluation report is prepared when the committee completes the evaluation."))
+    return report
+
+
+def prepare(actor: Actor, evaluation: Evaluation, stored: EvaluationResult) -> EvaluationReport:
+    """Build the report with its empty signature fields and keep it (the caller holds the room lock)."""
+    data = report_data(evaluation, stored)
+    pdf = report_pdf.build_report(data)
+    digest, size = default_store().put_bytes(pdf)
+    fields = [{"field": m["field"], "member_id": member.id, "name": m["name"]}
+              for m, member in zip(data["members"], signed_in_members(evaluation.tender_id), strict=True)]
+    report = EvaluationReport(tender_id=evaluation.tender_id, evaluation_id=evaluation.id, data=data, fields=fields,
+                              prepared_sha256=digest, pdf_sha256=digest, pdf_size=size)
+    db.session.add(report)
+    db.session.flush()
+    audit.record(actor, "evaluation.report_prepared", "evaluation", evaluation.id,
+                 {"tender_id": evaluation.tender_id, "pdf_sha256": digest, "fields": [f["field"] for f in fields]})
+    committee_log(evaluation, "report-prepared", sha256=digest)
+    return report
+
+
+def current_pdf(report: EvaluationReport) -> bytes:
+    return default_store().read_bytes(report.pdf_sha256)
+
+
+def field_of_person(report: EvaluationReport, person_id: int | None) -> dict[str, Any] | None:
+    """The report field the person signs (as a member of the committee), if any."""
+    if person_id is None:
+        return None
+    from evaluation.pool_models import CommitteeMember, Expert
+
+    member_ids = set(db.session.scalars(
+        select(CommitteeMember.id).join(Expert, Expert.id == CommitteeMember.expert_id)
+        .where(CommitteeMember.tender_id == report.tender_id, Expert.person_id == person_id)))
+    return next((f for f in report.fields if f["member_id"] in member_ids), None)
+
+
+def accept_signature(actor: Actor, tender_id: int, pdf: bytes) -> EvaluationReport:
+    """Accept a member's signed revision; the report is final with every member's signature."""
+    report = require_report(tender_id)
+    evaluation = lock_room(report.evaluation_id)
+    db.session.refresh(report)
+    mine = field_of_person(report, actor.person_id)
+    if mine is None:
+        raise Forbidden(_l("Only the committee's members sign the evaluation report."), code="not_a_signer")
+    if report.status != ReportStatus.SIGNING:
+        raise RoomRefused(_l("The report is already signed by every member."), code="report_signed")
+    if any(s.member_id == mine["member_id"] for s in report.signatures):
+        raise RoomRefused(_l("Your signature is already on the report."), code="already_signed")
+    new = check_revision(current_pdf(report), pdf, mine["field"], load_ca_certificate())
+    try:
+        cert = verify_certificate(new.certificate.public_bytes(serialization.Encoding.PEM))
+    except CertificateRefused as exc:
+        audit.record(actor, "evaluation.report_signature_refused", "evaluation", report.evaluation_id,
+                     {"reason": exc.code, "field": mine["field"]})
+        raise
+    if cert.person_id != actor.person_id:
+        raise Forbidden(_l("The signing certificate belongs to someone else; sign with your own certificate."),
+                        code="not_your_certificate")
+    report.pdf_sha256, report.pdf_size = default_store().put_bytes(pdf)
+    db.session.add(ReportSignature(report_id=report.id, member_id=mine["member_id"], field=mine["field"],
+                                   certificate_id=cert.id, revision_sha256=report.pdf_sha256))
+    db.session.flush()
+    db.session.refresh(report)
+    audit.record(actor, "evaluation.report_signed", "evaluation", report.evaluation_id,
+                 {"tender_id": tender_id, "field": mine["field"], "certificate_serial": cert.serial,
+                  "pdf_sha256": report.pdf_sha256})
+    committee_log(evaluation, "report-signed", member=mine["member_id"], sha256=report.pdf_sha256)
+    if len(report.signatures) == len(report.fields):
+        report.status, report.signed_at = ReportStatus.SIGNED, now()
+        db.session.flush()
+        audit.record(actor, "evaluation.report_final", "evaluation", report.evaluation_id,
+                     {"tender_id": tender_id, "pdf_sha256": report.pdf_sha256})
+        committee_log(evaluation, "report-final", sha256=report.pdf_sha256)
+        _send(report)
+    return report
+
+
+def _send(report: EvaluationReport) -> None:
+    """The signed report goes to the tenderer (and agency) and is copied to the supervisors (20号令 §34)."""
+    tender = report.tender
+    staff = org_members([tender.tenderer_id, tender.agency_id], [Role.TENDERER, Role.AGENCY])
+    supervisors = list(db.session.scalars(select(Person).join(RoleGrant, RoleGrant.person_id == Person.id)
+                                          .where(RoleGrant.role == Role.SUPERVISOR).distinct()))
+    notify(staff + [p for p in supervisors if p not in staff], kind="evaluation_report",
+           object_type="tender", object_id=tender.id,
+           subject=_l("The evaluation report of %(tender)s is signed by every member of the committee."),
+           body=_l("Download it from the tender's results page and verify its signatures there."), tender=tender.code)
+
+
+def verdict(report: EvaluationReport) -> report_verify.ReportVerdict:
+    """The report's signatures checked now against the platform CA: final, incomplete or invalid."""
+    return report_verify.verify_report(current_pdf(report), load_ca_certificate(),
+                                       [(f["field"], f["name"]) for f in report.fields])
