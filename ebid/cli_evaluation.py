@@ -5,7 +5,11 @@
   check it against the tender's transparency log (commitment before reveal, SHA-256 of the seed);
 * ``export-draw --tender CODE -o FILE`` and ``verify-draw --file FILE``: the same check offline, from
   the exported document alone (no database);
-* ``sign-declaration --key KEY TEXT``: sign a recusal declaration with the expert's certificate key.
+* ``sign-declaration --key KEY TEXT``: sign a recusal declaration with the expert's certificate key;
+* ``verify-report FILE [--tender CODE] [--ca CA.pem]``: check every signature of an evaluation report
+  (评标报告) against the platform CA: final, incomplete (a member's signature missing) or invalid (the
+  member whose signature fails is named). With ``--tender`` the expected members come from the platform;
+  without it, from the file's own signature fields.
 
 A failed verification exits with status 1.
 """
@@ -125,3 +129,54 @@ def sign_declaration_command(key_file: Path, passphrase: str | None, text_file: 
     text = text_file.read_text(encoding="utf-8")
     click.echo(f"SHA-256 of the text: {hashlib.sha256(text.encode('utf-8')).hexdigest()}", err=True)
     click.echo(base64.b64encode(keys.sign(key, text.encode("utf-8"))).decode())
+
+
+def _fields_of(pdf: bytes) -> list[tuple[str, str]]:
+    """The file's own signature fields (name, name): what to expect without the platform's record."""
+    import io
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign import fields
+
+    try:
+        reader = PdfFileReader(io.BytesIO(pdf))
+        return [(name, name) for name, _value, _ref in fields.enumerate_sig_fields(reader)]
+    except Exception:  # an unreadable file: verify_report says so with no field expected
+        return []
+
+
+@evaluation_cli.command("verify-report")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--tender", "tender_code", default=None, help="The tender's code: expect its committee's fields.")
+@click.option("--ca", "ca_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="The trust root (PEM); default: this platform's CA certificate.")
+def verify_report_command(file: Path, tender_code: str | None, ca_file: Path | None) -> None:
+    """Verify an evaluation report's signatures; exit 1 unless it is final."""
+    from cryptography import x509
+
+    from core.identity.ca import load_ca_certificate
+    from evaluation import report as reports
+    from evaluation.report_verify import verify_report
+
+    ca = x509.load_pem_x509_certificate(ca_file.read_bytes()) if ca_file else load_ca_certificate()
+    data = file.read_bytes()
+    if tender_code:
+        stored = reports.get_report(_tender(tender_code).id)
+        if stored is None:
+            raise click.ClickException(f"Tender {tender_code} has no evaluation report yet.")
+        expected = [(f["field"], f["name"]) for f in stored.fields]
+    else:
+        expected = _fields_of(data)
+    verdict = verify_report(data, ca, expected)
+    for sig in verdict.signatures:
+        line = f"{sig.field:<10} {sig.member:<16} {sig.state}"
+        if sig.signer_subject:
+            line += f"  signer: {sig.signer_subject}"
+        if sig.reason:
+            line += f"  ({sig.reason})"
+        click.echo(line)
+    for problem in verdict.problems:
+        click.echo(f"problem: {problem}")
+    click.echo(f"verdict: {verdict.status}")
+    if verdict.status != "final":
+        raise SystemExit(1)

@@ -36,6 +36,7 @@ from ebid.demo_evaluation import POOL as EXPERT_POOL
 from ebid.demo_evaluation import print_evaluation, run_drawing, run_evaluation
 from ebid.demo_guarantees import run_guarantees
 from ebid.demo_opening import deliver_reveals, demo_time, print_opening, run_opening
+from ebid.demo_results import print_results, run_results
 
 DEMO_TENDER_CODE_PREFIX = "QDGGZY-DEMO"
 
@@ -162,7 +163,7 @@ def seed_tender(result: DemoResult) -> None:
         "bid_validity_days": 90, "decryption_mode": "bidder_then_custodians",
         "custodian_threshold": 2, "custodian_ids": custodians,
         "evaluation_method": {"method": "comprehensive", "benchmark": "trimmed_mean",
-                              "weights": {"price": 60, "technical": 30, "credit": 10},
+                              "weights": {"price": 60, "technical": 40},
                               # B = trimmed mean × (1 − K), K drawn in public at the opening (DOMAIN §2.2)
                               "downward_coefficient": "K",
                               "random_parameters": {"K": ["0.0025", "0.0050", "0.0075", "0.0100", "0.0125",
@@ -244,12 +245,14 @@ def demo_command(serve: bool, host: str, port: int) -> None:
             opened = run_opening(result, time)  # at the deadline; the clock is back at the present afterwards
             deliver_reveals(host, port, opened)  # sealed guarantee letters, revealed after the opening
             evaluated = run_evaluation(result, host)  # the scoring room, with experts as real socket clients
+            results = run_results(result, time)  # signed report, publicity, objection, award (clock still past)
         except BaseException:
             market.stop()
             raise
     print_summary(result, f"http://{host}:{port}")
     print_opening(result, opened, f"http://{host}:{port}")
     print_evaluation(result, [drawn, evaluated], f"http://{host}:{port}")
+    print_results(result, results, f"http://{host}:{port}")
     click.echo(demo_secrets_note())
     try:
         if serve:

@@ -55,7 +55,7 @@ from ebid.demo_guarantees import serve
 from guarantees.models import GuaranteeOrder
 from guarantees.tasks import send_outbox
 
-REWIND = timedelta(days=26)  # the demo tender's deadline is 25 days after publication, at 09:30 Beijing time
+REWIND = timedelta(days=30)  # the deadline is 25 days after publication: 5 days left for evaluation and publicity
 DRAW = "K"
 LOST_KEY_BIDDER = 5  # its key is "lost": the custodians open its bid
 OBJECTING_BIDDER = 4

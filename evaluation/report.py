@@ -153,7 +153,7 @@ def report_data(evaluation: Evaluation, stored: EvaluationResult) -> dict[str, A
                                   else r.get("bond")}
                                  for r in (record.rows if record else [])]},
             "criteria": [{"code": c["code"], "group": c["group"], "title": titles[c["code"]], "kind": c["kind"],
-                          "range": f"{c['min']}–{c['max']}" if c["kind"] == "score" else "合格/不合格 pass/fail"}
+                          "range": f"{c['min']}-{c['max']}" if c["kind"] == "score" else "合格/不合格 pass/fail"}
                          for c in evaluation.criteria],
             "method_lines": [f"价格分满分 / Full price score: {weights.get('price', '-')}",
                              f"基准价 / Benchmark: {spec.get('benchmark', '-')}",

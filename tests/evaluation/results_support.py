@@ -18,7 +18,6 @@ from core.identity.ca import load_ca_certificate
 from evaluation import report as reports
 from evaluation import room
 from evaluation.report_verify import sign_report
-
 from tests.evaluation.room_support import FULL_SHEET, Room
 
 __all__ = ["FULL_SHEET", "complete", "sheet", "sign_all", "sign_as", "to_summary"]

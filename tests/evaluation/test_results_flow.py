@@ -21,8 +21,8 @@ from evaluation import award as awards
 from evaluation import outcome, results, room
 from evaluation import report as reports
 from evaluation.result_models import Award, EvaluationResult, ReportStatus
-from tests.evaluation.room_support import *  # noqa: F403  (make_room and the fixtures it needs)
 from tests.evaluation.results_support import complete, sheet, sign_all, sign_as
+from tests.evaluation.room_support import *  # noqa: F403  (make_room and the fixtures it needs)
 
 
 def _scores(r, t1_by_bid):
@@ -84,6 +84,7 @@ def test_a_member_cannot_sign_twice_or_for_another(make_room, certify):
     before = reports.require_report(r.tender_id).pdf_sha256
     # member 1 uploads a revision signed with member 0's certificate: refused, nothing changes
     from cryptography import x509  # noqa: F401
+
     from core.identity.ca import load_ca_certificate
     from evaluation.report_verify import sign_report
     report = reports.require_report(r.tender_id)
@@ -101,6 +102,7 @@ def test_tampered_upload_is_refused(make_room, certify):
     r = make_room(experts=5, bidders=4)
     complete(r)
     from cryptography import x509
+
     from core.identity.ca import load_ca_certificate
     from evaluation.report_verify import sign_report
     key, row = certify(person=r.experts[2])
@@ -195,8 +197,8 @@ def results_support_to_summary(r):
 
 
 def test_publication_refuses_a_bad_method_and_keeps_the_draft(create_tender):
-    from core.identity.access import actor_for
     from bidding import services
+    from core.identity.access import actor_for
     tender = create_tender(evaluation_method={"method": "comprehensive", "deviation": {"above": "-1"}})
     db.session.commit()
     before = dict(tender.evaluation_method)
