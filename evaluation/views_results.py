@@ -36,6 +36,7 @@ from evaluation.result_models import ReportStatus
 from evaluation.results_api import may_read, verdict_view
 from evaluation.room_models import EvaluationStatus
 from evaluation.room_state import get_evaluation, room_access
+from evaluation.views_draw import manager_actor
 
 bp = Blueprint("evaluation_results", __name__)
 MAX_SIGNED_PDF = 20 * 1024 * 1024
@@ -191,6 +192,13 @@ def tender_results(tender_id: int):
         is_bidder=bool(_bids_of_viewer(tender)), TenderStatus=TenderStatus)
 
 
+def _managed(tender_id: int) -> Tender:
+    tender = db.session.get(Tender, tender_id)
+    if tender is None:
+        raise NotFound()
+    return tender
+
+
 def _tender_action(tender_id: int, action, success: str) -> Response:
     _r, refusal = commit_form(action)
     return _done(refusal, success, url_for(".tender_results", tender_id=tender_id))
@@ -199,7 +207,7 @@ def _tender_action(tender_id: int, action, success: str) -> Response:
 @bp.route("/tenders/<int:tender_id>/results/pick/<int:lot_id>", methods=["POST"])
 @login_required
 def pick(tender_id: int, lot_id: int):
-    actor = current_actor()
+    actor = manager_actor(_managed(tender_id))
     votes = {k.removeprefix("votes_"): v for k, v in request.form.items() if k.startswith("votes_") and v.strip()}
     return _tender_action(tender_id, lambda: awards.pick_separated(actor, tender_id, lot_id, votes or None),
                           _("The decision committee's choice is recorded."))
@@ -208,7 +216,7 @@ def pick(tender_id: int, lot_id: int):
 @bp.route("/tenders/<int:tender_id>/results/publicity", methods=["POST"])
 @login_required
 def publicity(tender_id: int):
-    actor = current_actor()
+    actor = manager_actor(_managed(tender_id))
     return _tender_action(tender_id, lambda: awards.start_publicity(actor, tender_id),
                           _("The candidates are published."))
 
@@ -224,7 +232,7 @@ def objection(tender_id: int):
 @bp.route("/tenders/<int:tender_id>/results/objections/<int:objection_id>/answer", methods=["POST"])
 @login_required
 def answer(tender_id: int, objection_id: int):
-    actor = current_actor()
+    actor = manager_actor(_managed(tender_id))
     return _tender_action(tender_id, lambda: awards.answer_objection(actor, tender_id, objection_id,
                                                                      request.form.get("answer", "")),
                           _("The answer is sent."))
@@ -233,7 +241,7 @@ def answer(tender_id: int, objection_id: int):
 @bp.route("/tenders/<int:tender_id>/results/award", methods=["POST"])
 @login_required
 def award(tender_id: int):
-    actor = current_actor()
+    actor = manager_actor(_managed(tender_id))
     choices = {}
     for key, value in request.form.items():
         if key.startswith("lot_") and value.strip().isdigit():
