@@ -313,10 +313,11 @@ def publish_tender(actor: Actor, tender: Tender, *, expected_version: int | None
     book = rulebook()
     rules = book.get(book.current_version, tender.region)
     raise_if(check_publication(rules, terms_of(tender), at))
-    tender.evaluation_method = check_method(tender.evaluation_method)  # parameters fixed from now on
+    method = check_method(tender.evaluation_method)  # refused before anything changes
     _check_custodians(tender.decryption_mode, tender.custodian_threshold, len(tender.custodians), publishing=True)
     ceremony = opening_key.prepare(tender, at)  # the opening key (开标密钥), split among the custodians
     lifecycle.transition(tender, TenderStatus.PUBLISHED)
+    tender.evaluation_method = method  # the parameters, with every default written out, fixed from now on
     tender.rules_version = rules.version
     tender.published_at = at
     if tender.documents_from_at is None or tender.documents_from_at < at:

@@ -260,7 +260,7 @@ def test_dispute_decided_by_majority_with_dissent_kept(make_room, sent):
 
 
 def test_summary_and_completion_by_the_chair_only(make_room, sent):
-    r = make_room(experts=5)
+    r = make_room(experts=5, bidders=4)  # 3 valid bids: no competition question
     ev = r.evaluation_id
     assert refused(NotChair, room.write_summary, r.member_actor(0), ev, "Summary")
     r.elect(0)
@@ -353,7 +353,7 @@ def test_a_suspended_tender_suspends_the_room(make_room):
 
 
 def test_every_committee_event_is_audited_and_logged(make_room):
-    r = make_room(experts=5)
+    r = make_room(experts=5, bidders=4)  # 3 valid bids: no competition question
     ev, bid = r.evaluation_id, r.bid_ids[0]
     r.elect(0)
     c = room.ask_clarification(r.member_actor(1), ev, bid, "q")
@@ -377,7 +377,8 @@ def test_every_committee_event_is_audited_and_logged(make_room):
     expected = ["started", "scoring", "chair-vote", "chair-vote", "chair-vote", "chair-elected",
                 "clarification-asked", "clarification-answered", "dispute-raised",
                 *["dispute-vote"] * 5, "dispute-decided", "suspended", "resumed",
-                *["sheet-submitted"] * (5 * len(r.bid_ids)), "all-submitted", "summary", "completed"]
+                *["sheet-submitted"] * (5 * len(r.bid_ids)), "all-submitted", "summary", "result", "completed",
+                "report-prepared"]
     assert logged == expected
     assert [a.replace("dispute-voted", "dispute-vote") for a in audited] == expected
 
