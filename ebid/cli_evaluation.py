@@ -132,7 +132,7 @@ def sign_declaration_command(key_file: Path, passphrase: str | None, text_file: 
 
 
 def _fields_of(pdf: bytes) -> list[tuple[str, str]]:
-    """The file's own signature fields (name, name): what to expect without the platform's record."""
+    """The file's own signature fields, members unknown: what to expect without the platform's record."""
     import io
 
     from pyhanko.pdf_utils.reader import PdfFileReader
@@ -140,7 +140,7 @@ def _fields_of(pdf: bytes) -> list[tuple[str, str]]:
 
     try:
         reader = PdfFileReader(io.BytesIO(pdf))
-        return [(name, name) for name, _value, _ref in fields.enumerate_sig_fields(reader)]
+        return [(name, "") for name, _value, _ref in fields.enumerate_sig_fields(reader)]
     except Exception:  # an unreadable file: verify_report says so with no field expected
         return []
 
@@ -169,7 +169,7 @@ def verify_report_command(file: Path, tender_code: str | None, ca_file: Path | N
         expected = _fields_of(data)
     verdict = verify_report(data, ca, expected)
     for sig in verdict.signatures:
-        line = f"{sig.field:<10} {sig.member:<16} {sig.state}"
+        line = f"{sig.field:<10} {sig.member or '-':<16} {sig.state}"
         if sig.signer_subject:
             line += f"  signer: {sig.signer_subject}"
         if sig.reason:

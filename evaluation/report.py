@@ -55,6 +55,12 @@ def _iso(value: datetime | None) -> str | None:
     return as_utc(value).isoformat() if value else None
 
 
+def member_name(member: Any) -> str:
+    """The name the member's certificate carries (its person's), which the report prints and verifiers match."""
+    person = member.expert.person
+    return person.name if person is not None else member.expert.name
+
+
 def field_name(index: int) -> str:
     return f"Member{index}"
 
@@ -141,7 +147,7 @@ def report_data(evaluation: Evaluation, stored: EvaluationResult) -> dict[str, A
                        ["标段数 / Lots", str(len(tender.lots))],
                        ["评标办法 / Method", f"{METHOD_NAMES.get(stored.method, stored.method)} v{stored.method_version}"],
                        ["输入摘要 / Inputs SHA-256", stored.inputs_sha256]],
-            "members": [{"field": field_of[m.id], "name": m.expert.name,
+            "members": [{"field": field_of[m.id], "name": member_name(m),
                          "role": "组长 / Chair" if m.id == evaluation.chair_member_id else "成员 / Member",
                          "specialty": m.specialty, "employer": m.expert.employer_name or "-"} for m in members],
             "opening": {"sha256": record.sha256 if record else "-",
@@ -168,7 +174,7 @@ def report_data(evaluation: Evaluation, stored: EvaluationResult) -> dict[str, A
                           "outcome": d.outcome or "-",
                           "votes": [{"member": field_of.get(v.member_id, str(v.member_id)), "vote": v.vote,
                                      "reason": v.reason or ""} for v in d.votes]} for d in disputes],
-            "dissents": [{"member": f"{field_of.get(d.member_id, '')} {d.member.expert.name}", "text": d.text}
+            "dissents": [{"member": f"{field_of.get(d.member_id, '')} {member_name(d.member)}", "text": d.text}
                          for d in dissents_of(evaluation.id)],
             "summary": evaluation.summary or "",
         }

@@ -18,6 +18,7 @@ from cryptography import x509
 from flask_babel import gettext as _
 from pyhanko.sign.general import SigningError
 
+from core.errors import DomainError
 from ebid.client.errors import ClientError
 from ebid.client.http import DEFAULT_RETRIES, Api
 from ebid.client.record import load_signing_material
@@ -34,11 +35,14 @@ def sign_revision(pdf: bytes, field: str | None, key: Any, cert: x509.Certificat
                             "you to sign."), code="no_field")
     try:
         return sign_report(pdf, field, key, cert, chain, field)
-    except SigningError as exc:
-        if "filled already" in str(exc):
+    except DomainError as exc:
+        if exc.code == "field_signed":
             raise ClientError(_("Your field %(field)s of the report is already signed.", field=field),
                               code="already_signed") from None
-        raise
+        raise ClientError(exc.to_dict()["message"], code=exc.code) from None
+    except SigningError as exc:
+        raise ClientError(_("The report could not be signed: %(reason)s", reason=str(exc)), code="signing_failed")\
+            from None
 
 
 def sign_and_upload(api: Api, tender_id: int, key: Any, cert: x509.Certificate,
