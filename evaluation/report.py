@@ -37,6 +37,7 @@ from evaluation import methods as M
 from evaluation import report_pdf, report_verify
 from evaluation.outcome import dissents_of
 from evaluation.result_models import EvaluationReport, EvaluationResult, ReportSignature, ReportStatus
+from evaluation.results import drawn_parameters
 from evaluation.room_errors import RoomRefused
 from evaluation.room_flow import committee_log, lock_room
 from evaluation.room_models import Clarification, Dispute, Evaluation
@@ -120,6 +121,54 @@ def _lot_section(lot: dict[str, Any], titles: dict[str, str], field_of: dict[int
     }
 
 
+BENCHMARKS = {"mean": "算术平均 / plain mean", "trimmed_mean": "去掉最高和最低报价后平均 / trimmed mean",
+              "composite": "复合评标基准价(含最高投标限价)/ composite with the ceiling price",
+              "lowest": "最低有效报价 / lowest valid price"}
+
+
+def method_lines(spec: dict[str, Any], drawn: dict[str, Any]) -> list[str]:
+    """The method's parameters as fixed at publication, one line each (section ⑥)."""
+    weights = spec.get("weights") or {}
+    lines = [f"评标办法 / Method: {METHOD_NAMES.get(spec.get('method'), spec.get('method'))} "
+             f"v{spec.get('method_version')}",
+             "权重 / Weights: " + ", ".join(f"{k} {v}" for k, v in weights.items())]
+    if spec.get("benchmark"):
+        line = f"评标基准价 / Benchmark: {BENCHMARKS.get(spec['benchmark'], spec['benchmark'])}"
+        if spec["benchmark"] == "trimmed_mean":
+            line += f"; more than {spec.get('trim_above')} bids: drop {spec.get('trim_count')} highest and lowest"
+        lines.append(line)
+    coefficient = spec.get("downward_coefficient")
+    if coefficient:
+        value = drawn.get(coefficient)
+        lines.append(f"下浮系数 / Downward coefficient: B = mean x (1 - {coefficient})"
+                     + (f", {coefficient} = {value} (开标时公开抽取 / drawn at the opening)" if value is not None else ""))
+    deviation = spec.get("deviation")
+    if deviation:
+        lines.append(f"偏差率扣分 / Deviation: above the benchmark {deviation.get('above')} points per 1 %, below "
+                     f"{deviation.get('below')} per 1 %; interpolation inside 1 %: "
+                     f"{'yes' if deviation.get('interpolate') else 'no'}; floor 0")
+        for band in deviation.get("bands") or []:
+            lines.append(f"  band {band.get('from')} % .. {band.get('to')} %: {band.get('action')} {band.get('rate')}")
+    gp = spec.get("gp")
+    if gp:
+        lines.append(f"小微企业价格扣除 / SME price deduction: {gp.get('sme_deduction')}")
+    drop = (spec.get("aggregation") or {}).get("drop_extremes_at")
+    lines.append("主观分汇总 / Subjective items: " + (
+        f"mean without the highest and lowest score when {drop} or more experts score" if drop else "plain mean"))
+    rounding = spec.get("rounding") or {}
+    lines.append(f"舍入 / Rounding: {rounding.get('places')} decimals, {rounding.get('mode')}")
+    low = (spec.get("abnormally_low") or {}).get("below_benchmark")
+    if low:
+        lines.append(f"异常低价 / Abnormally low: price below B x (1 - {low}), explained in writing, never rejected "
+                     "automatically")
+    award = spec.get("award") or {}
+    lines.append(f"推荐方式 / Candidates: {award.get('mode')}, " + (
+        f"{award.get('candidates')} ranked" if award.get("mode") != "separated"
+        else f"{award.get('separated_count')} unranked, picked by {award.get('pick')}"))
+    lines.append(f"公示期 / Publicity: {spec.get('publicity_days')} days")
+    return lines
+
+
 def report_data(evaluation: Evaluation, stored: EvaluationResult) -> dict[str, Any]:
     """Everything the report prints, as plain data (kept with the report)."""
     tender = evaluation.tender
@@ -131,8 +180,6 @@ def report_data(evaluation: Evaluation, stored: EvaluationResult) -> dict[str, A
     disputes = db.session.scalars(select(Dispute).where(Dispute.evaluation_id == evaluation.id).order_by(Dispute.id))
     with force_locale(REPORT_LOCALE):
         titles = _criteria_titles(evaluation)
-        spec = stored.spec
-        weights = spec.get("weights") or {}
         return {
             "tender": {"code": tender.code, "title": tender.title, "tenderer": tender.tenderer.name,
                        "agency": tender.agency.name if tender.agency else "-", "regime": tender.regime.value,
@@ -161,10 +208,7 @@ def report_data(evaluation: Evaluation, stored: EvaluationResult) -> dict[str, A
             "criteria": [{"code": c["code"], "group": c["group"], "title": titles[c["code"]], "kind": c["kind"],
                           "range": f"{c['min']}-{c['max']}" if c["kind"] == "score" else "合格/不合格 pass/fail"}
                          for c in evaluation.criteria],
-            "method_lines": [f"价格分满分 / Full price score: {weights.get('price', '-')}",
-                             f"基准价 / Benchmark: {spec.get('benchmark', '-')}",
-                             f"主观分汇总 / Subjective aggregation: {spec.get('aggregation', {})}",
-                             f"舍入 / Rounding: {spec.get('rounding', {})}"],
+            "method_lines": method_lines(stored.spec, drawn_parameters(tender.id)),
             "lots": [_lot_section(lot, titles, field_of) for lot in stored.lots],
             "clarifications": [{"bidder": c.organisation.name, "question": c.question, "answer": c.answer or "-",
                                 "asked_at": _iso(c.asked_at), "answered_at": _iso(c.answered_at),
