@@ -232,7 +232,7 @@ def answer_objection(actor: Actor, objection: Objection, answer: str) -> Objecti
     db.session.flush()
     pending = db.session.scalar(select(func.count()).select_from(Objection).where(
         Objection.tender_id == tender.id, Objection.status == ObjectionStatus.PENDING))
-    lifted = tender.is_suspended and not pending
+    lifted = tender.is_suspended and not pending and tender.hold_reason is None  # a supervisor's hold stays
     if lifted:
         tender.is_suspended, tender.updated_at = False, at
         flush_tender()

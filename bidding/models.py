@@ -86,7 +86,11 @@ class Tender(db.Model):
     # split among the custodians and never stored
     opening_public_key_pem: Mapped[str | None] = mapped_column(Text)
     opening_key_id: Mapped[str | None] = mapped_column(String(64))  # hex SHA-256 of the key's SPKI DER
-    is_suspended: Mapped[bool] = mapped_column(default=False)
+    is_suspended: Mapped[bool] = mapped_column(default=False)  # pending objections or a supervisor's hold
+    # a supervisor's order to suspend the procedure (条例 §62), whatever its stage; lifted only by a supervisor
+    hold_reason: Mapped[str | None] = mapped_column(Text)
+    held_at: Mapped[datetime | None]
+    held_by_id: Mapped[int | None] = mapped_column(ForeignKey("persons.id"))
     published_at: Mapped[datetime | None] = mapped_column(index=True)
     cancelled_at: Mapped[datetime | None]
     cancel_reason: Mapped[str | None] = mapped_column(Text)
@@ -107,7 +111,7 @@ class Tender(db.Model):
 
     tenderer: Mapped[Organisation] = relationship(foreign_keys=[tenderer_id])
     agency: Mapped[Organisation | None] = relationship(foreign_keys=[agency_id])
-    created_by: Mapped[Person] = relationship()
+    created_by: Mapped[Person] = relationship(foreign_keys=[created_by_id])
     lots: Mapped[list[Lot]] = relationship(back_populates="tender", order_by="Lot.number",
                                            cascade="all, delete-orphan")
     documents: Mapped[list[TenderDocument]] = relationship(back_populates="tender",

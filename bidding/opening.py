@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from blinker import Namespace
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -55,6 +56,10 @@ class OpeningRefused(TransitionRefused):
     code = "opening_refused"
     default_message = _l("This opening step is not possible now.")
 
+# Sent inside the transaction that closes an opening (the record is published); receivers queue work
+# with core.tasks.enqueue so that it runs after the commit.
+opening_closed = Namespace().signal("opening-closed")
+
 
 def get_session(tender_id: int) -> OpeningSession | None:
     """The tender's opening session, or None before the tender reached the opening."""
@@ -93,6 +98,9 @@ def ensure_session(tender: Tender) -> OpeningSession:
 def _open_session(tender_id: int) -> tuple[Tender, OpeningSession]:
     """Lock the tender (first statement of the transaction) and return it with its session."""
     tender = lock_tender(tender_id)
+    if tender.hold_reason is not None:
+        raise OpeningRefused(_l("A supervisor suspended this tender's procedure (%(reason)s); the opening waits until "
+                                "the supervisor resumes it."), code="tender_held", reason=tender.hold_reason)
     return tender, ensure_session(tender)
 
 
@@ -264,8 +272,12 @@ def enter_record(actor: Actor, tender_id: int) -> OpeningSession:
 
 
 def close_opening(actor: Actor, tender_id: int) -> OpeningSession:
-    """Close the opening once the record is signed (called by the record's service)."""
-    return set_phase(actor, tender_id, OpeningPhase.CLOSED, (OpeningPhase.RECORD,))
+    """Close the opening once the record is signed (called by the record's service).
+
+    Sends ``opening_closed`` (sender: the tender id) for the layers above, e.g. the supervisors' screens."""
+    session = set_phase(actor, tender_id, OpeningPhase.CLOSED, (OpeningPhase.RECORD,))
+    opening_closed.send(tender_id, actor=actor)
+    return session
 
 
 # --- announcements and reads ------------------------------------------------------------------------------

@@ -177,6 +177,8 @@ def advance(actor: Actor, tender_id: int) -> int:
         ensure_session(lock_tender(tender_id))
         db.session.commit()
     session = get_session(tender_id)
+    if session.tender.hold_reason is not None:
+        return 0  # a supervisor's hold: nothing moves (the window is extended by the hold when it is lifted)
     if session.phase == OpeningPhase.DECRYPTING and session.window_closed_at is None \
             and session.decryption_deadline is not None and now() >= as_utc(session.decryption_deadline):
         close_window(actor, tender_id)

@@ -109,8 +109,10 @@ def open_upload(actor: Actor, tender: Tender, lot: Lot, *, size: int, sha256: st
 
 
 def record_start(actor: Actor, upload: BidUpload, lot: Lot) -> None:
-    audit.record(actor, "bid.upload.start", "tender", upload.tender_id,
-                 {"upload": upload.id, "lot": lot.code, "size": upload.declared_size, "sha256": upload.declared_sha256})
+    summary = {"upload": upload.id, "lot": lot.code, "size": upload.declared_size, "sha256": upload.declared_sha256}
+    if actor.device:  # where the bid came from: evidence for the collusion screens (条例 §40, same device)
+        summary["device"] = actor.device
+    audit.record(actor, "bid.upload.start", "tender", upload.tender_id, summary)
 
 
 def create_upload(actor: Actor, tender: Tender, lot: Lot, *, size: int, sha256: str) -> BidUpload:

@@ -19,6 +19,7 @@ class Actor:
     organisation_id: int | None = None
     organisation_uscc: str | None = None
     source: str | None = None  # IP address, or "cli" / "scheduler" / "issuer-callback"
+    device: str | None = None  # what the client says it is: User-Agent and the ebid client's installation id
 
     @classmethod
     def system(cls, source: str = "system") -> Actor:

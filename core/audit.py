@@ -28,6 +28,7 @@ import enum
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -177,6 +178,18 @@ def current_head(session: Session | None = None) -> Head:
     return Head(last[0], last[1]) if last else Head(0, GENESIS)
 
 
+# Called with every new event inside its transaction (e.g. the supervisors' live feed, which publishes
+# after the commit); a listener must not write to the database.
+_listeners: list[Callable[[AuditEvent], None]] = []
+
+
+def add_listener(fn: Callable[[AuditEvent], None]) -> Callable[[AuditEvent], None]:
+    """Install a function told of every new audit event (once per function)."""
+    if fn not in _listeners:
+        _listeners.append(fn)
+    return fn
+
+
 def record(actor: Actor, action: str, object_type: str, object_id: Any = None,
            summary: dict[str, Any] | None = None) -> AuditEvent:
     """Append an event to the trail in the current transaction (services call this, then flush).
@@ -195,6 +208,8 @@ def record(actor: Actor, action: str, object_type: str, object_id: Any = None,
     ev.hash = event_hash(head.hash, hashed_fields(ev))
     session.add(ev)
     session.flush()
+    for listener in _listeners:
+        listener(ev)
     return ev
 
 

@@ -43,6 +43,13 @@ def members(organisation_ids: Iterable[int | None], roles: Iterable[Role]) -> li
     return list(db.session.scalars(stmt))
 
 
+def supervisors() -> list[Person]:
+    """Enabled persons holding the supervisor role (监督人员)."""
+    stmt = (select(Person).join(RoleGrant, RoleGrant.person_id == Person.id)
+            .where(RoleGrant.role == Role.SUPERVISOR, Person.is_enabled.is_(True)).distinct().order_by(Person.id))
+    return list(db.session.scalars(stmt))
+
+
 def admins() -> list[Person]:
     stmt = (select(Person).join(RoleGrant, RoleGrant.person_id == Person.id)
             .where(RoleGrant.role == Role.ADMIN, Person.is_enabled.is_(True)).distinct().order_by(Person.id))

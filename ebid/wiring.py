@@ -12,6 +12,8 @@ import core.audit  # noqa: F401
 import core.notifications  # noqa: F401
 import evaluation  # noqa: F401  (registers the evaluation models)
 import guarantees.tasks  # noqa: F401  (registers the guarantee tasks and their schedule with Celery)
+import supervision.models  # noqa: F401  (registers the supervision models)
+import supervision.screening  # noqa: F401  (screens run when an opening closes; their sweep task)
 from bidding.api import blp as tenders_api
 from bidding.bids_api import blp as bids_api
 from bidding.hall import register_hall
@@ -35,6 +37,8 @@ from evaluation.views_room import register as register_room_pages
 from guarantees.api import blp as guarantees_api
 from guarantees.api import exempt_from_csrf as exempt_guarantee_callbacks
 from guarantees.views import register as register_guarantee_pages
+from supervision.feed import register_feed
+from supervision.views import register as register_supervision_pages
 
 
 def register(app: Flask, settings: Settings) -> None:
@@ -45,6 +49,7 @@ def register(app: Flask, settings: Settings) -> None:
     socketio = init_realtime(app, settings)
     register_hall(socketio)  # the opening hall's /hall namespace
     register_room(socketio)  # the scoring room's /room namespace
+    register_feed(socketio)  # the supervisors' live feed: /supervision
     init_celery(app, settings)
     app.register_blueprint(audit_bp)
     register_tender_pages(app)
@@ -63,3 +68,4 @@ def register(app: Flask, settings: Settings) -> None:
     register_draw_pages(app)  # the expert pool, the draw, invitations and sign-in
     api.register_blueprint(results_api, name="results_api")  # the evaluation report's revisions and signatures
     register_result_pages(app)  # results, decisions, report signing, publicity, award, explanations
+    register_supervision_pages(app)  # the console, a tender's supervision, complaints

@@ -144,6 +144,8 @@ def pick_separated(actor: Actor, tender_id: int, lot_id: int, votes: dict[Any, A
     candidates = lot["candidates"]
     if not candidates:
         raise AwardRefused(_l("This lot has no candidate; it is tendered again."), code="no_candidates")
+    if tender.is_suspended:
+        raise AwardRefused(_l("The procedure is suspended; the choice waits until it resumes."), code="suspended")
     if db.session.scalar(select(Award.id).where(Award.lot_id == lot_id)):
         raise AwardRefused(_l("The choice for this lot is already recorded."), code="already_picked")
     pick = mode.get("pick", "price")

@@ -29,9 +29,9 @@ from core.clock import as_utc, now
 from core.db import db
 from core.errors import Forbidden, NotFound
 from core.identity.ca import CertificateRefused, load_ca_certificate, verify_certificate
-from core.identity.models import Person, Role, RoleGrant
+from core.identity.models import Role
 from core.notifications import members as org_members
-from core.notifications import notify
+from core.notifications import notify, supervisors
 from core.storage import default_store
 from evaluation import methods as M
 from evaluation import report_pdf, report_verify
@@ -278,6 +278,9 @@ def accept_signature(actor: Actor, tender_id: int, pdf: bytes) -> EvaluationRepo
         raise Forbidden(_l("Only the committee's members sign the evaluation report."), code="not_a_signer")
     if report.status != ReportStatus.SIGNING:
         raise RoomRefused(_l("The report is already signed by every member."), code="report_signed")
+    if evaluation.tender.hold_reason is not None:
+        raise RoomRefused(_l("A supervisor suspended the procedure (%(reason)s); sign once it resumes."),
+                          code="tender_held", reason=evaluation.tender.hold_reason)
     if any(s.member_id == mine["member_id"] for s in report.signatures):
         raise RoomRefused(_l("Your signature is already on the report."), code="already_signed")
     new = check_revision(current_pdf(report), pdf, mine["field"], load_ca_certificate())
@@ -313,9 +316,7 @@ def _send(report: EvaluationReport) -> None:
     """The signed report goes to the tenderer (and agency) and is copied to the supervisors (20号令 §34)."""
     tender = report.tender
     staff = org_members([tender.tenderer_id, tender.agency_id], [Role.TENDERER, Role.AGENCY])
-    supervisors = list(db.session.scalars(select(Person).join(RoleGrant, RoleGrant.person_id == Person.id)
-                                          .where(RoleGrant.role == Role.SUPERVISOR).distinct()))
-    notify(staff + [p for p in supervisors if p not in staff], kind="evaluation_report",
+    notify(staff + supervisors(), kind="evaluation_report",
            object_type="tender", object_id=tender.id,
            subject=_l("The evaluation report of %(tender)s is signed by every member of the committee."),
            body=_l("Download it from the tender's results page and verify its signatures there."), tender=tender.code)

@@ -192,6 +192,7 @@ def on_result(actor: Actor, order: GuaranteeOrder, data: dict, at: datetime) -> 
         old = lifecycle.transition(order, OrderState.APPROVED)
         order.guarantee_no, order.issued_at, order.valid_from, order.valid_until = (guarantee_no, issued_at,
                                                                                     valid_from, valid_until)
+        order.payer_account = _text(data, "payer_account", 40, required=False)  # who paid the premium
         _mark_apply_sent(order, at)
         audit.record(actor, "guarantee.order.approved", "guarantee_order", order.id,
                      {"order_no": order.order_no, "state": [old.value, OrderState.APPROVED.value],

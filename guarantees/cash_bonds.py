@@ -38,6 +38,7 @@ class CashBond(db.Model):
     amount: Mapped[Decimal]
     reference: Mapped[str] = mapped_column(String(100))  # the bank transfer's reference
     received_at: Mapped[datetime]
+    payer_account: Mapped[str | None] = mapped_column(String(40))  # the paying account, from the bank slip
     recorded_by_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
     recorded_at: Mapped[datetime] = mapped_column(default=now)
 
@@ -49,7 +50,8 @@ def cash_bond_of(lot_id: int, bidder_id: int) -> CashBond | None:
 
 
 def record_cash_bond(actor: Actor, tender: Tender, lot: Lot, bidder: Organisation, *, amount: Decimal,
-                     reference: str, received_at: datetime, from_basic_account: bool) -> CashBond:
+                     reference: str, received_at: datetime, from_basic_account: bool,
+                     payer_account: str | None = None) -> CashBond:
     """Record that ``bidder``'s cash bond for ``lot`` arrived (tender staff only; once per lot and bidder)."""
     if not (actor.role in (Role.TENDERER, Role.AGENCY) and tender.is_managed_by(actor.organisation_id)):
         raise Forbidden(_l("Only the tender's staff record the cash bonds they received."), code="not_tender_manager")
@@ -70,10 +72,11 @@ def record_cash_bond(actor: Actor, tender: Tender, lot: Lot, bidder: Organisatio
         raise RuleViolation(_l("A cash bond of %(bidder)s for lot %(lot)s is already recorded."),
                             code="cash_bond_exists", bidder=bidder.name, lot=lot.code)
     row = CashBond(tender_id=tender.id, lot_id=lot.id, bidder_id=bidder.id, amount=amount,
-                   reference=reference.strip()[:100], received_at=as_utc(received_at), recorded_by_id=actor.person_id)
+                   reference=reference.strip()[:100], received_at=as_utc(received_at), recorded_by_id=actor.person_id,
+                   payer_account=(payer_account or "").strip()[:40] or None)
     db.session.add(row)
     db.session.flush()
     audit.record(actor, "guarantee.cash_bond.recorded", "tender", tender.id,
                  {"lot": lot.code, "bidder_uscc": bidder.uscc, "amount": str(amount),
-                  "received_at": row.received_at.isoformat()})
+                  "received_at": row.received_at.isoformat(), "payer_account": row.payer_account})
     return row

@@ -180,6 +180,7 @@ class GuaranteeOrder(db.Model):
     rate_permille: Mapped[Decimal] = mapped_column(Permille)            # frozen at application
     policy_id: Mapped[int | None] = mapped_column(ForeignKey("guarantee_rate_policies.id"))
     reference_permille: Mapped[Decimal | None] = mapped_column(Permille)  # frozen, for "premiums saved"
+    payer_account: Mapped[str | None] = mapped_column(String(40))  # the account the issuer says paid the premium
     amount: Mapped[Decimal]
     premium: Mapped[Decimal]
     guarantee_type: Mapped[GuaranteeType] = mapped_column(enum_type(GuaranteeType))

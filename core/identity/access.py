@@ -17,8 +17,21 @@ def source_address() -> str | None:
     return request.remote_addr if request else None
 
 
+DEVICE_HEADER = "X-Ebid-Client"  # the ebid client's installation id (``ebid client`` sends it)
+MAX_DEVICE = 200
+
+
+def device_of_request() -> str | None:
+    """The client's self-description: its installation id (if any) and User-Agent, at most 200 characters."""
+    if not request:
+        return None
+    parts = [request.headers.get(DEVICE_HEADER, "").strip(), request.headers.get("User-Agent", "").strip()]
+    text = " | ".join(p for p in parts if p)
+    return text[:MAX_DEVICE] or None
+
+
 def actor_for(person: Person, role: Role | str | None = None, organisation_id: int | None = None,
-              source: str | None = None) -> Actor:
+              source: str | None = None, device: str | None = None) -> Actor:
     """Return the actor for ``person`` acting in ``role`` (for ``organisation_id`` if an organisation role).
 
     Raises Forbidden when the person does not hold the role, or is not a member of the organisation.
@@ -43,14 +56,15 @@ def actor_for(person: Person, role: Role | str | None = None, organisation_id: i
             org = db.session.get(Organisation, organisation_id)
     return Actor(person_id=person.id, name=person.name, role=role.value if role else None,
                  organisation_id=org.id if org else None, organisation_uscc=org.uscc if org else None,
-                 source=source)
+                 source=source, device=device)
 
 
 def current_actor(role: Role | str | None = None, organisation_id: int | None = None) -> Actor:
     """The actor for the current request's logged-in person (session cookie or API token)."""
     if not current_user or not current_user.is_authenticated:
         raise NotAuthenticated()
-    return actor_for(current_user._get_current_object(), role, organisation_id, source=source_address())
+    return actor_for(current_user._get_current_object(), role, organisation_id, source=source_address(),
+                     device=device_of_request())
 
 
 def is_admin(actor: Actor) -> bool:
