@@ -37,6 +37,7 @@ from ebid.demo_evaluation import print_evaluation, run_drawing, run_evaluation
 from ebid.demo_guarantees import run_guarantees
 from ebid.demo_opening import deliver_reveals, demo_time, print_opening, run_opening
 from ebid.demo_results import print_results, run_results
+from ebid.demo_supervision import print_supervision, run_supervision, seed_planted
 
 DEMO_TENDER_CODE_PREFIX = "QDGGZY-DEMO"
 
@@ -138,7 +139,8 @@ def tender_notice_pdf(title: str, lines: list[str]) -> bytes:
 
 
 def demo_tender() -> Tender | None:
-    return db.session.scalar(select(Tender).where(Tender.code.like(f"{DEMO_TENDER_CODE_PREFIX}%")))
+    return db.session.scalar(select(Tender).where(Tender.code.like(f"{DEMO_TENDER_CODE_PREFIX}%"))
+                             .order_by(Tender.id).limit(1))
 
 
 def seed_tender(result: DemoResult) -> None:
@@ -238,11 +240,13 @@ def demo_command(serve: bool, host: str, port: int) -> None:
         prepare_demo_keys(result.people, result.orgs, result.created)  # custodians' certificates: needed to publish
         seed_tender(result)
         db.session.commit()
+        seed_planted(result, result.tender.code.rsplit("-", 1)[0], result.tender.bid_deadline_at)  # collusion signs
         submit_demo_bids(result.tender, result.people, result.orgs, result.created)
         market = run_guarantees(result, host=host, port=port)  # the issuers keep running while the site is served
         try:
             drawn = run_drawing(result)  # the committee is drawn before the opening
             opened = run_opening(result, time)  # at the deadline; the clock is back at the present afterwards
+            supervised = run_supervision(result)  # the planted tender opens too and is screened
             deliver_reveals(host, port, opened)  # sealed guarantee letters, revealed after the opening
             evaluated = run_evaluation(result, host)  # the scoring room, with experts as real socket clients
             results = run_results(result, time)  # signed report, publicity, objection, award (clock still past)
@@ -253,6 +257,7 @@ def demo_command(serve: bool, host: str, port: int) -> None:
     print_opening(result, opened, f"http://{host}:{port}")
     print_evaluation(result, [drawn, evaluated], f"http://{host}:{port}")
     print_results(result, results, f"http://{host}:{port}")
+    print_supervision(supervised, f"http://{host}:{port}")
     click.echo(demo_secrets_note())
     try:
         if serve:

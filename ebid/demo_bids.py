@@ -171,11 +171,14 @@ def prepare_demo_keys(people: dict[str, Person], orgs: dict[str, Organisation], 
     db.session.flush()
 
 
-def bid_pdf(lines: list[str]) -> bytes:
-    """A one-page bid letter (投标函) for the demo's bid ZIPs."""
+def bid_pdf(lines: list[str], author: str = "") -> bytes:
+    """A one-page bid letter (投标函) for the demo's bid ZIPs, authored by its bidder (PDF metadata)."""
     pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
     buf = io.BytesIO()
     pdf = canvas.Canvas(buf, pagesize=A4, invariant=1)
+    if author:  # each bidder's own documents carry its own author and authoring program
+        pdf.setAuthor(author)
+        pdf.setCreator(f"{author} 投标文件编制")
     pdf.setFont("STSong-Light", 16)
     pdf.drawString(60, 780, "投标函")
     pdf.setFont("STSong-Light", 11)
@@ -210,7 +213,8 @@ def _seal_and_submit(n: int, person: Person, org: Organisation, tender: Tender, 
     letter = stem.with_name(f"投标函-{lot.code}-v{version}.pdf")
     letter.write_bytes(bid_pdf([f"致:{tender.tenderer.name}", f"项目:{tender.title}", f"标段:{lot.code} {lot.title}",
                                 f"投标人:{org.name}", f"投标报价:人民币 {price:,.2f} 元", f"工期:{days} 日历天",
-                                "质量标准:合格", f"项目经理:{plan.manager}(注册证书号 {plan.certificate_no})"]))
+                                "质量标准:合格", f"项目经理:{plan.manager}(注册证书号 {plan.certificate_no})"],
+                               author=org.name))
     offer = bidzip.make_offer(lot=lot.code, price=str(price), duration_days=days, quality="合格",
                               manager_name=plan.manager, manager_certificate_no=plan.certificate_no)
     zip_path = stem.with_suffix(".zip")

@@ -128,7 +128,7 @@ def _rows(tender_id: int, organisation_id: int | None = None) -> list[tuple[BidO
     return [(row, bid) for row, bid in db.session.execute(stmt).all()]
 
 
-def _header(bid: Bid) -> Header:
+def envelope_header(bid: Bid) -> Header:
     """The envelope's header: what the client downloads to unwrap the content key on the bidder's side."""
     with default_store().open(bid.envelope_sha256) as fh:
         return E.read_header(fh)
@@ -185,7 +185,7 @@ def _bidders_decrypt(result: Any, tender: Tender, actors: dict[str, Any], report
         key = keys.generate_private_key() if n == LOST_KEY_BIDDER else ensure_certificate(person, org, ca, [])[0]
         for _row, bid in waiting:
             try:
-                content_key = bytearray(E.unwrap_key_part(_header(bid), key)[1])
+                content_key = bytearray(E.unwrap_key_part(envelope_header(bid), key)[1])
             except CryptoError as exc:
                 report.lines.append(f"{org.name} lost its key: the key it has cannot unwrap its bid for lot "
                                     f"{bid.lot.code} ({exc}); nothing is sent")

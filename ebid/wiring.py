@@ -39,6 +39,7 @@ from guarantees.api import exempt_from_csrf as exempt_guarantee_callbacks
 from guarantees.views import register as register_guarantee_pages
 from supervision.feed import register_feed
 from supervision.views import register as register_supervision_pages
+from supervision.views_stats import register as register_statistics_pages
 
 
 def register(app: Flask, settings: Settings) -> None:
@@ -69,3 +70,4 @@ def register(app: Flask, settings: Settings) -> None:
     api.register_blueprint(results_api, name="results_api")  # the evaluation report's revisions and signatures
     register_result_pages(app)  # results, decisions, report signing, publicity, award, explanations
     register_supervision_pages(app)  # the console, a tender's supervision, complaints
+    register_statistics_pages(app)  # the statistics dashboard with charts and CSV

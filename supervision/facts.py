@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import ipaddress
 import json
 import logging
 import zipfile
@@ -89,6 +90,19 @@ def _key_id(cert: Certificate | None) -> str | None:
     return hashlib.sha256(spki).hexdigest()
 
 
+DEVICE_PREFIXES = ("ebid-client/", "browser/")
+
+
+def _address(source: str | None) -> bool:
+    """A network address worth comparing: not a loopback or unspecified one (a misconfigured proxy
+    would otherwise make every bid come from the same place), not a marker such as ``cli``."""
+    try:
+        address = ipaddress.ip_address(source or "")
+    except ValueError:
+        return False
+    return not (address.is_loopback or address.is_unspecified)
+
+
 def _uploads(tender_id: int) -> dict[int, tuple[set[str], set[str]]]:
     """{organisation_id: (addresses, devices)} from the audit trail of the tender's uploads."""
     out: dict[int, tuple[set[str], set[str]]] = {}
@@ -99,11 +113,11 @@ def _uploads(tender_id: int) -> dict[int, tuple[set[str], set[str]]]:
         if event.organisation_id is None:
             continue
         addresses, devices = out.setdefault(event.organisation_id, (set(), set()))
-        if event.source and event.source not in ("cli", "scheduler", "demo", "system"):
+        if _address(event.source):
             addresses.add(event.source)
-        device = (event.summary or {}).get("device")
-        if device:
-            devices.add(str(device))
+        device = str((event.summary or {}).get("device") or "").split(" | ")[0]
+        if device.startswith(DEVICE_PREFIXES):  # an installation id; a bare User-Agent says nothing
+            devices.add(device)
     return out
 
 
