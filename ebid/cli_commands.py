@@ -19,6 +19,7 @@ from ebid.cli_identity import ca_cli, users_cli
 from ebid.cli_issuer import issuer_sim_cli
 from ebid.client.cli import client_cli
 from ebid.demo import demo_command
+from supervision.cli import supervision_cli
 
 migrate = Migrate()
 
@@ -26,6 +27,7 @@ migrate = Migrate()
 def register_cli(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(MIGRATIONS_DIR), render_as_batch=True, compare_type=True)
     app.cli.add_command(audit_cli)
+    app.cli.add_command(supervision_cli)  # the complete file of a tender: export and offline verification
     app.cli.add_command(bids_cli)
     app.cli.add_command(export_cli)
     app.cli.add_command(users_cli)

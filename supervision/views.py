@@ -16,6 +16,7 @@ suspension, the screens' run (a read that is recorded) and complaint decisions.
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from flask import Blueprint, Flask, Response, flash, redirect, render_template, request, url_for
@@ -147,6 +148,26 @@ def screens(tender_id: int):
     actor = _supervisor_actor()
     _r, refusal = commit_form(lambda: run_screens(actor, tender_id, trigger="manual"))
     return _done(refusal, _("The screens ran again."), url_for(".tender_page", tender_id=tender_id))
+
+
+@bp.route("/supervision/tenders/<int:tender_id>/archive.zip")
+@login_required
+def archive(tender_id: int):
+    """The tender's complete file (一项一档): every document, envelope, receipt, log, record and signed PDF."""
+    person = _viewer()
+    tender = db.session.get(Tender, tender_id)
+    if tender is None:
+        raise NotFound()
+    from core.identity.access import actor_for
+    from supervision.archive import export_archive
+
+    buffer = io.BytesIO()
+    role = Role.SUPERVISOR if person.has_role(Role.SUPERVISOR) else Role.ADMIN
+    manifest = export_archive(tender.id, buffer, actor=actor_for(person, role))
+    db.session.commit()
+    return Response(buffer.getvalue(), mimetype="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="tender-file-{tender.code}.zip"',
+        "X-Manifest-SHA256": manifest.sha256})
 
 
 @bp.route("/supervision/complaints")
