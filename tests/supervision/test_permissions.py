@@ -48,7 +48,7 @@ def _value(name: str, ids: dict) -> str:
 def _url(rule, ids: dict) -> str:
     url = rule.rule
     for arg in rule.arguments:
-        url = re.sub(r"<(?:[^:<>]+:)?%s>" % arg, _value(arg, ids), url)
+        url = re.sub(rf"<(?:[^:<>]+:)?{arg}>", _value(arg, ids), url)
     return url
 
 
