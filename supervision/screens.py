@@ -51,6 +51,9 @@ GENERIC_METADATA = frozenset({
     "wps office", "wps 文字", "wps 表格", "kingsoft", "libreoffice", "libreoffice writer", "openoffice",
     "adobe acrobat", "adobe pdf library", "acrobat distiller", "pdf", "skia/pdf", "word", "excel", "china",
     "微软用户", "微软中国", "用户", "作者", "管理员", "系统管理员", "雨林木风", "深度技术", "番茄花园",
+    # the defaults of PDF libraries that write documents without asking (reportlab: "anonymous",
+    # "unspecified", "untitled" and, in its reproducible mode, one fixed creation time for every file)
+    "anonymous", "unspecified", "untitled", "d:20000101000000+00'00'",
 })
 
 

@@ -117,13 +117,21 @@ def tender_page(tender_id: int):
         raise NotFound()
     kind, text = request.args.get("log_kind") or None, request.args.get("log_q") or None
     verdict = log_check.verify_log(tender.id) if request.args.get("verify") == "log" else None
-    return render_template("supervision/tender.html", tender=tender, run=latest_run(tender.id),
+    run = latest_run(tender.id)
+    explained = [(f, explain(f)) for f in (run.findings if run else [])]
+    return render_template("supervision/tender.html", tender=tender, run=run, explained=explained,
                            complaints=services.complaints_of(tender.id),
                            log=log_check.search_entries(tender.id, kind, text, limit=300), log_kind=kind or "",
                            log_q=text or "", verdict=verdict,
                            events=recent_events({"tender": str(tender.id)}, limit=300),
                            evaluation=db.session.scalar(select(Evaluation).where(Evaluation.tender_id == tender.id)),
                            can_act=person.has_role(Role.SUPERVISOR))
+
+
+def explain(finding: dict[str, Any]) -> str:
+    """A finding's sentence in the reader's language (a placeholder may itself be a message id)."""
+    params = {k: _(v) if isinstance(v, str) and v else v for k, v in (finding.get("params") or {}).items()}
+    return _(finding["explanation"]) % params
 
 
 @bp.route("/supervision/tenders/<int:tender_id>/suspend", methods=["POST"])
