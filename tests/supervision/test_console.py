@@ -3,6 +3,7 @@ transparency log verified on demand."""
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from bidding.sealed_models import LogEntry
@@ -74,7 +75,8 @@ def test_the_feed_reaches_supervisors_only(app, make_room, create_person):
         watcher.disconnect(NAMESPACE)
 
 
-def test_the_log_is_verified_on_demand_and_a_changed_entry_is_named(app, make_room, create_person, unguarded):
+@pytest.mark.usefixtures("unguarded")
+def test_the_log_is_verified_on_demand_and_a_changed_entry_is_named(app, make_room, create_person):
     r = make_room(experts=3, bidders=3, signed_in=False)
     supervisor = create_person(roles=("supervisor",))
     db.session.commit()
