@@ -39,9 +39,10 @@ def test_demo_submits_sealed_bids_and_opens_them_once(app, settings):
     assert "platform CA (its passphrase is kept for the demo in" in result.output
     assert "Demo only:" in result.output
     db.session.expire_all()
-    tender = db.session.scalar(select(Tender))
+    tender = db.session.scalar(select(Tender).order_by(Tender.id).limit(1))  # the second one has planted signs
     assert tender.opening_key_id is not None  # the custodians' certificates let the key ceremony run
-    bids = db.session.scalars(select(Bid).order_by(Bid.lot_id, Bid.organisation_id, Bid.version)).all()
+    bids = db.session.scalars(select(Bid).where(Bid.tender_id == tender.id)
+                              .order_by(Bid.lot_id, Bid.organisation_id, Bid.version)).all()
     assert len(bids) == 11  # 5 bidders x 2 lots, plus one replacement
     assert sorted(b.state for b in bids) == ["current"] * 9 + ["replaced", "withdrawn"]
     per_lot = {lot.code: sum(b.is_current for b in bids if b.lot_id == lot.id) for lot in tender.lots}
@@ -63,7 +64,7 @@ def test_demo_submits_sealed_bids_and_opens_them_once(app, settings):
     assert again.exit_code == 0, again.output
     assert "Everything already existed; nothing changed." in again.output
     db.session.expire_all()
-    assert db.session.scalar(select(func.count()).select_from(Bid)) == 11
+    assert db.session.scalar(select(func.count()).select_from(Bid).where(Bid.tender_id == tender.id)) == 11
     assert db.session.scalar(select(func.count()).select_from(sealed_models.LogEntry)) == entries
     assert "already opened (closed); nothing changed" in again.output
     assert _opening_counts() == counts
@@ -83,7 +84,7 @@ def _assert_opened(tender, output: str) -> OpeningRecord:
     assert abs(now() - datetime.now(UTC)) < timedelta(seconds=5)  # the demo put the clock back at the present
     assert as_utc(tender.bid_deadline_at) < now() - timedelta(hours=12)
     assert opening.get_session(tender.id).phase == OpeningPhase.CLOSED
-    rows = db.session.scalars(select(BidOpening)).all()
+    rows = db.session.scalars(select(BidOpening).where(BidOpening.tender_id == tender.id)).all()
     assert len(rows) == 9 and {r.status.value for r in rows} == {"decrypted"}
     by_custodians = [r for r in rows if r.method.value == "custodians"]
     assert [(r.organisation.name, r.lot.number) for r in by_custodians] == [("烟台鲁东交通工程有限公司", 1)]
