@@ -64,7 +64,7 @@ def browser(request):
 @pytest.fixture
 def r(make_room):
     """The room, built before the browser starts (signing the opening record runs its own event loop)."""
-    return make_room(experts=3, bidders=3)
+    return make_room(experts=3, bidders=4)  # 3 valid bids: completion needs no competition decision
 
 
 def test_three_experts_and_a_supervisor_score_and_clarify_live(r, server, browser):
@@ -83,7 +83,7 @@ def test_three_experts_and_a_supervisor_score_and_clarify_live(r, server, browse
         pages[name] = page
     for page in pages.values():  # everyone sees the three members online and the two opened bids
         page.wait_for_function("document.querySelectorAll('[data-members] li[data-present=yes]').length === 3")
-        assert page.locator("[data-bids] tr[data-status=decrypted]").count() == 2
+        assert page.locator("[data-bids] tr[data-status=decrypted]").count() == len(r.bid_ids)
         assert page.locator(f"[data-bids] tr[data-bid='{bid}'] [data-bid-file]").count() == 1
         assert page.locator(f"[data-progress-cell='{me}:{bid}']").get_attribute("data-filled") == "0"
     supervisor = pages["supervisor"]
@@ -208,7 +208,8 @@ def test_the_chair_submits_disputes_summarises_and_completes(r, server, browser)
     expert.wait_for_selector(f"[data-warnings] li[data-warning='{chair}:{r.bid_ids[0]}']")
     for member in others:  # both submitted: the others' values now show in the chair's page
         expert.wait_for_selector(f"[data-other-sheet='{member}'][data-submitted=yes]")
-    _fill_and_submit(expert, criteria, r.bid_ids[1], "min")
+    for bid in r.bid_ids[1:]:
+        _fill_and_submit(expert, criteria, bid, "min")
     for page in (expert, supervisor):  # every sheet in: the room moves to the summary
         page.wait_for_selector("#room-app[data-status=summary]")
         page.wait_for_selector(f"[data-progress-cell='{chair}:{r.bid_ids[1]}'][data-submitted=yes]")
