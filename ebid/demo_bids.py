@@ -68,11 +68,11 @@ class BidPlan:
 
 
 PLANS = {
-    1: BidPlan(Decimal("0.9410"), (360, 175), "王建华", "鲁1372015201101"),
+    1: BidPlan(Decimal("0.9432"), (360, 175), "王建华", "鲁1372015201101"),
     2: BidPlan(Decimal("0.9520"), (350, 170), "刘志强", "鲁1372016202312"),
     3: BidPlan(Decimal("0.9580"), (365, 180), "陈海涛", "鲁1372017203523"),
     4: BidPlan(Decimal("0.9350"), (355, 165), "杨立新", "鲁1012018204734"),
-    5: BidPlan(Decimal("0.9470"), (340, 160), "黄文斌", "鲁1062019205945"),
+    5: BidPlan(Decimal("0.9489"), (340, 160), "黄文斌", "鲁1062019205945"),
 }
 REPLACES = (2, 1, Decimal("0.9290"))  # bidder 2 replaces its bid for lot 1 with this cheaper one
 WITHDRAWS = (5, 2)  # bidder 5 withdraws its bid for lot 2

@@ -182,6 +182,9 @@ def _open(result: Any, tender: Tender, report: SupervisionReport) -> None:
 def run_supervision(result: Any) -> SupervisionReport:
     """Open the planted tender at its deadline (the clock is there already) and screen it."""
     report = SupervisionReport()
+    if result.tender is not None and (run := latest_run(result.tender.id)) is not None:
+        report.lines.append(f"tender {result.tender.code} was screened when its opening closed: "
+                            f"{len(run.findings)} sign(s) over {run.bids} bids")
     prefix = result.tender.code.rsplit("-", 1)[0] if result.tender is not None else None
     tender = planted_tender(prefix) if prefix else None
     if tender is None:

@@ -57,6 +57,7 @@ def test_demo_submits_sealed_bids_and_opens_them_once(app, settings):
     secret = settings.data_dir / "demo" / "ca-passphrase"
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     record = _assert_opened(tender, result.output)
+    _assert_screened(tender, result.output)
     entries = db.session.scalar(select(func.count()).select_from(sealed_models.LogEntry))
     counts = _opening_counts()
 
@@ -69,6 +70,17 @@ def test_demo_submits_sealed_bids_and_opens_them_once(app, settings):
     assert "already opened (closed); nothing changed" in again.output
     assert _opening_counts() == counts
     assert db.session.scalar(select(OpeningRecord)).pdf_sha256 == record.pdf_sha256
+
+
+def _assert_screened(tender, output: str) -> None:
+    """The planted tender is flagged with its planted signs; the demo's main tender is clean."""
+    from supervision.screening import latest_run
+
+    planted = db.session.scalar(select(Tender).where(Tender.code != tender.code))
+    assert latest_run(tender.id).findings == []
+    codes = {f["code"] for f in latest_run(planted.id).findings}
+    assert {"same_address", "similar_document", "regular_spacing"} <= codes
+    assert "== supervision" in output and "same_address (legal)" in output
 
 
 def _opening_counts() -> dict[str, int]:
