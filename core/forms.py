@@ -41,3 +41,14 @@ def commit_form(action: Callable[[], T]) -> tuple[T | None, FormRefusal | None]:
         message, fields = form_error(exc)
         return None, (message, fields, exc.status)
     return result, None
+
+
+def flash_and_redirect(refusal: FormRefusal | None, success: str, target: str):
+    """After a form's POST: flash the refusal (with its per-field messages) or ``success``; 303 to ``target``."""
+    from flask import flash, redirect
+
+    if refusal is not None:
+        flash(refusal[0] + "".join(f" {k}: {' '.join(v)}" for k, v in refusal[1].items()), "error")
+    else:
+        flash(success, "success")
+    return redirect(target, code=303)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 from asn1crypto import keys as asn1_keys
@@ -80,10 +81,11 @@ def sign_field(pdf: bytes, field_name: str, key: ec.EllipticCurvePrivateKey | rs
     return signer.sign_pdf(writer, existing_fields_only=True).getvalue()
 
 
-def add_empty_signature_fields(pdf: bytes, boxes: dict[str, tuple[int, int, int, int]], *, page: int = -1) -> bytes:
-    """Add empty signature fields (name -> box in points) on ``page`` as one incremental update."""
-    writer = IncrementalPdfFileWriter(io.BytesIO(pdf))
-    for name, box in boxes.items():
+def add_signature_fields(pdf: bytes, placements: Mapping[str, tuple[int, tuple[int, int, int, int]]], *,
+                         writer_class: type[IncrementalPdfFileWriter] = IncrementalPdfFileWriter) -> bytes:
+    """Add empty signature fields (name -> (page index, box in points)) as one incremental update, in order."""
+    writer = writer_class(io.BytesIO(pdf))
+    for name, (page, box) in placements.items():
         fields.append_signature_field(writer, fields.SigFieldSpec(name, on_page=page, box=box))
     # SignaturesExist | AppendOnly now, as signing would set them: later signatures then change nothing but
     # their own field, which a verifier's diff analysis requires
@@ -93,3 +95,8 @@ def add_empty_signature_fields(pdf: bytes, boxes: dict[str, tuple[int, int, int,
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+def add_empty_signature_fields(pdf: bytes, boxes: dict[str, tuple[int, int, int, int]], *, page: int = -1) -> bytes:
+    """Add empty signature fields (name -> box in points) on ``page`` as one incremental update."""
+    return add_signature_fields(pdf, {name: (page, box) for name, box in boxes.items()})

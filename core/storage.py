@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from flask import current_app
+
+T = TypeVar("T")
 
 CHUNK = 1 << 20
 
@@ -99,3 +101,20 @@ def _fsync_dir(path: Path) -> None:
 def default_store() -> FileStore:
     """The store of the running app (under ``EBID_DATA_DIR/files``)."""
     return FileStore(current_app.extensions["ebid.settings"].storage_dir)
+
+
+def write_atomically(path: Path, write: Callable[[BinaryIO], T]) -> T:
+    """Write a file so that readers never see it half-written: a temporary file beside it, fsynced,
+    then renamed over ``path``; ``write(handle)``'s result is returned."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            result = write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return result

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import click
@@ -16,6 +14,7 @@ from bidding.ocds_api import export_package
 from bidding.ocds_validation import validate_package
 from core.config import Settings
 from core.errors import NotFound
+from core.storage import write_atomically
 
 MAX_ERRORS_SHOWN = 20
 
@@ -25,21 +24,6 @@ export_cli = AppGroup("export", help="Export open data.")
 def _settings() -> Settings:
     # Not ebid.app.settings_of: ebid.app imports the wiring that imports this module.
     return current_app.extensions["ebid.settings"]
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers never see a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @export_cli.command("ocds")
@@ -67,6 +51,6 @@ def export_ocds(tender_id: int | None, out: Path | None, validate: bool) -> None
     if out is None:
         click.echo(text, nl=False)
         return
-    _write_atomically(out, text)
+    write_atomically(out, lambda handle: handle.write(text.encode("utf-8")))
     releases = len(package["releases"])
     click.echo(f"wrote {releases} release(s) to {out}" + (" (valid OCDS 1.1)" if validate else ""), err=True)

@@ -189,7 +189,7 @@ def bid_pdf(lines: list[str], author: str = "") -> bytes:
     return buf.getvalue()
 
 
-def _submit(actor: Actor, tender: Tender, lot: Lot, envelope: Path) -> None:
+def submit_envelope(actor: Actor, tender: Tender, lot: Lot, envelope: Path) -> None:
     """The submission services, in the order and transactions the upload API uses."""
     data = envelope.read_bytes()
     upload = submissions.create_upload(actor, tender, lot, size=len(data), sha256=hashlib.sha256(data).hexdigest())
@@ -224,7 +224,7 @@ def _seal_and_submit(n: int, person: Person, org: Organisation, tender: Tender, 
                       version=version, server=current_app.extensions["ebid.settings"].public_base_url,
                       organisation_id=org.id)
     db.session.commit()  # the submission takes the tender lock as the first statement of its transactions
-    _submit(actor, tender, lot, sealed.path)
+    submit_envelope(actor, tender, lot, sealed.path)
     return version
 
 

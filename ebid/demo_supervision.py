@@ -23,7 +23,7 @@ from flask import current_app
 from sqlalchemy import select
 
 import bidding
-from bidding import opening, opening_decrypt, opening_process, sealed_queries, submissions
+from bidding import opening, opening_decrypt, opening_process, sealed_queries
 from bidding.models import Tender, TenderStatus
 from bidding.opening_models import BidOpening, BidOpeningStatus, OpeningPhase
 from bidding.sealed_models import Bid
@@ -35,7 +35,7 @@ from core.identity.models import Role
 from crypto import envelope as E
 from ebid.client import bidzip
 from ebid.client.sealing import seal_for
-from ebid.demo_bids import CHUNK, bid_pdf, ca_unlocker, demo_dir, ensure_certificate
+from ebid.demo_bids import bid_pdf, ca_unlocker, demo_dir, ensure_certificate, submit_envelope
 from ebid.demo_opening import envelope_header
 from supervision.screening import latest_run, run_screens
 
@@ -137,13 +137,7 @@ def _bid_all(result: Any, tender: Tender) -> None:
         # the upload as the platform saw it: the bidder's network address and its client installation
         actor = actor_for(person, Role.BIDDER, org.id, source=OWN_ADDRESSES[n],
                           device=f"ebid-client/{hashlib.sha256(f'install-{n}'.encode()).hexdigest()[:32]}")
-        data = sealed.path.read_bytes()
-        upload = submissions.create_upload(actor, tender, lot, size=len(data), sha256=hashlib.sha256(data).hexdigest())
-        db.session.commit()
-        for offset in range(0, len(data), CHUNK):
-            submissions.append_chunk(actor, upload, offset, data[offset:offset + CHUNK])
-            db.session.commit()
-        submissions.finalize(actor, upload)
+        submit_envelope(actor, tender, lot, sealed.path)
         db.session.commit()
 
 

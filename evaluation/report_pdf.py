@@ -46,7 +46,6 @@ from xml.sax.saxutils import escape
 from flask_babel import lazy_gettext as _l
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.sign import fields
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.lib.styles import ParagraphStyle
@@ -57,6 +56,7 @@ from reportlab.platypus import Flowable, PageBreak, Paragraph, SimpleDocTemplate
 from bidding.record_pdf import when
 from core.clock import beijing
 from core.errors import ValidationFailed
+from core.pdf import add_signature_fields as core_add_signature_fields
 from core.pdf import register_cjk_font
 
 PAGE = landscape(A4)
@@ -481,17 +481,8 @@ class _FixedWriter(IncrementalPdfFileWriter):
 
 
 def add_signature_fields(pdf: bytes, placements: Mapping[str, tuple[int, tuple[int, int, int, int]]]) -> bytes:
-    """Add empty signature fields (name -> (page index, box)) as one incremental update, in the given order."""
-    writer = _FixedWriter(io.BytesIO(pdf))
-    for name, (page, box) in placements.items():
-        fields.append_signature_field(writer, fields.SigFieldSpec(name, on_page=page, box=box))
-    # SignaturesExist | AppendOnly, as signing would set them (see core.pdf.add_empty_signature_fields)
-    form = writer.root["/AcroForm"]
-    form["/SigFlags"] = generic.NumberObject(3)
-    writer.update_container(form)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
+    """Add empty signature fields (name -> (page index, box)) as one incremental update, reproducibly."""
+    return core_add_signature_fields(pdf, placements, writer_class=_FixedWriter)
 
 
 def render_report(data: Mapping[str, Any]) -> tuple[bytes, dict[str, tuple[int, tuple[int, int, int, int]]]]:

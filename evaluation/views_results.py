@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, Response, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -26,7 +26,7 @@ from bidding.queries import get_tender, managed_organisation_ids
 from core.clock import as_utc, now
 from core.db import db
 from core.errors import Forbidden, NotFound, ValidationFailed
-from core.forms import commit_form
+from core.forms import commit_form, flash_and_redirect
 from core.identity.access import current_actor
 from core.identity.models import Role
 from evaluation import award as awards
@@ -40,14 +40,6 @@ from evaluation.views_draw import manager_actor
 
 bp = Blueprint("evaluation_results", __name__)
 MAX_SIGNED_PDF = 20 * 1024 * 1024
-
-
-def _done(refusal: Any, success: str, target: str) -> Response:
-    if refusal is not None:
-        flash(refusal[0] + "".join(f" {k}: {' '.join(v)}" for k, v in refusal[1].items()), "error")
-    else:
-        flash(success, "success")
-    return redirect(target, code=303)
 
 
 # --- the committee's results page ---------------------------------------------------------------------------
@@ -98,7 +90,7 @@ def low_price(evaluation_id: int, bid_opening_id: int):
     actor = current_actor()
     _r, refusal = commit_form(lambda: outcome.decide_low_price(
         actor, evaluation_id, bid_opening_id, request.form.get("outcome", ""), request.form.get("reason", "")))
-    return _done(refusal, _("Decision recorded."), url_for(".committee", evaluation_id=evaluation_id))
+    return flash_and_redirect(refusal, _("Decision recorded."), url_for(".committee", evaluation_id=evaluation_id))
 
 
 @bp.route("/evaluations/<int:evaluation_id>/results/competition/<int:lot_id>", methods=["POST"])
@@ -107,7 +99,7 @@ def competition(evaluation_id: int, lot_id: int):
     actor = current_actor()
     _r, refusal = commit_form(lambda: outcome.decide_competition(
         actor, evaluation_id, lot_id, request.form.get("outcome", ""), request.form.get("reason", "")))
-    return _done(refusal, _("Decision recorded."), url_for(".committee", evaluation_id=evaluation_id))
+    return flash_and_redirect(refusal, _("Decision recorded."), url_for(".committee", evaluation_id=evaluation_id))
 
 
 @bp.route("/evaluations/<int:evaluation_id>/results/dissent", methods=["POST"])
@@ -115,7 +107,7 @@ def competition(evaluation_id: int, lot_id: int):
 def dissent(evaluation_id: int):
     actor = current_actor()
     _r, refusal = commit_form(lambda: outcome.write_dissent(actor, evaluation_id, request.form.get("text", "")))
-    return _done(refusal, _("Your dissent is recorded."), url_for(".committee", evaluation_id=evaluation_id))
+    return flash_and_redirect(refusal, _("Your dissent is recorded."), url_for(".committee", evaluation_id=evaluation_id))
 
 
 @bp.route("/evaluations/<int:evaluation_id>/report/sign", methods=["POST"])
@@ -131,7 +123,7 @@ def sign_upload(evaluation_id: int):
             raise ValidationFailed(_l("Choose the signed PDF to upload."), fields={"pdf": _l("Choose a file.")})
         return reports.accept_signature(actor, evaluation.tender_id, data)
     _r, refusal = commit_form(run)
-    return _done(refusal, _("Your signature is on the report."), url_for(".committee", evaluation_id=evaluation_id))
+    return flash_and_redirect(refusal, _("Your signature is on the report."), url_for(".committee", evaluation_id=evaluation_id))
 
 
 @bp.route("/evaluations/<int:evaluation_id>/report.pdf")
@@ -201,7 +193,7 @@ def _managed(tender_id: int) -> Tender:
 
 def _tender_action(tender_id: int, action, success: str) -> Response:
     _r, refusal = commit_form(action)
-    return _done(refusal, success, url_for(".tender_results", tender_id=tender_id))
+    return flash_and_redirect(refusal, success, url_for(".tender_results", tender_id=tender_id))
 
 
 @bp.route("/tenders/<int:tender_id>/results/pick/<int:lot_id>", methods=["POST"])

@@ -19,9 +19,7 @@ import base64
 import hashlib
 import importlib.metadata
 import json
-import os
 import re
-import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -46,7 +44,7 @@ from core.audit import AuditEvent, hashed_fields
 from core.clock import now
 from core.db import db
 from core.errors import NotFound
-from core.storage import CHUNK, default_store
+from core.storage import CHUNK, default_store, write_atomically
 from crypto import keys
 from crypto.merkle import MerkleTree
 from crypto.receipt import SignedDocument
@@ -185,18 +183,7 @@ def find_tender(code: str) -> Tender:
 
 
 def _write_file(path: Path, tender: Tender, sources: list[_Source], exported_at: str) -> Manifest:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            manifest = _write(handle, tender, sources, exported_at)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return manifest
+    return write_atomically(path, lambda handle: _write(handle, tender, sources, exported_at))
 
 
 def _info(path: str) -> zipfile.ZipInfo:

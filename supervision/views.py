@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from flask import Blueprint, Flask, Response, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, Response, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -31,7 +31,7 @@ from bidding.record_models import OpeningRecord, RecordObjection
 from core.audit import AuditEvent
 from core.db import db
 from core.errors import Forbidden, NotAuthenticated, NotFound, ValidationFailed
-from core.forms import commit_form
+from core.forms import commit_form, flash_and_redirect
 from core.identity.access import current_actor
 from core.identity.models import Organisation, Role
 from core.storage import default_store
@@ -59,14 +59,6 @@ def _viewer():
 
 def _supervisor_actor():
     return current_actor(Role.SUPERVISOR)
-
-
-def _done(refusal: Any, success: str, target: str) -> Response:
-    if refusal is not None:
-        flash(refusal[0] + "".join(f" {k}: {' '.join(v)}" for k, v in refusal[1].items()), "error")
-    else:
-        flash(success, "success")
-    return redirect(target, code=303)
 
 
 def _filters() -> dict[str, str]:
@@ -139,7 +131,7 @@ def explain(finding: dict[str, Any]) -> str:
 def suspend(tender_id: int):
     actor = _supervisor_actor()
     _r, refusal = commit_form(lambda: services.suspend_tender(actor, tender_id, request.form.get("reason", "")))
-    return _done(refusal, _("The procedure is suspended."), url_for(".tender_page", tender_id=tender_id))
+    return flash_and_redirect(refusal, _("The procedure is suspended."), url_for(".tender_page", tender_id=tender_id))
 
 
 @bp.route("/supervision/tenders/<int:tender_id>/resume", methods=["POST"])
@@ -147,7 +139,7 @@ def suspend(tender_id: int):
 def resume(tender_id: int):
     actor = _supervisor_actor()
     _r, refusal = commit_form(lambda: services.resume_tender(actor, tender_id))
-    return _done(refusal, _("The procedure is resumed."), url_for(".tender_page", tender_id=tender_id))
+    return flash_and_redirect(refusal, _("The procedure is resumed."), url_for(".tender_page", tender_id=tender_id))
 
 
 @bp.route("/supervision/tenders/<int:tender_id>/screens", methods=["POST"])
@@ -155,7 +147,7 @@ def resume(tender_id: int):
 def screens(tender_id: int):
     actor = _supervisor_actor()
     _r, refusal = commit_form(lambda: run_screens(actor, tender_id, trigger="manual"))
-    return _done(refusal, _("The screens ran again."), url_for(".tender_page", tender_id=tender_id))
+    return flash_and_redirect(refusal, _("The screens ran again."), url_for(".tender_page", tender_id=tender_id))
 
 
 @bp.route("/supervision/tenders/<int:tender_id>/archive.zip")
@@ -193,7 +185,7 @@ def accept(complaint_id: int):
     decision = request.form.get("decision")
     _r, refusal = commit_form(lambda: services.accept_complaint(actor, complaint_id, decision == "accept",
                                                                 request.form.get("note", "")))
-    return _done(refusal, _("Recorded."), request.form.get("next") or url_for(".complaints"))
+    return flash_and_redirect(refusal, _("Recorded."), request.form.get("next") or url_for(".complaints"))
 
 
 @bp.route("/supervision/complaints/<int:complaint_id>/decide", methods=["POST"])
@@ -202,7 +194,7 @@ def decide(complaint_id: int):
     actor = _supervisor_actor()
     _r, refusal = commit_form(lambda: services.decide_complaint(actor, complaint_id, request.form.get("outcome", ""),
                                                                 request.form.get("decision", "")))
-    return _done(refusal, _("The decision is published."), request.form.get("next") or url_for(".complaints"))
+    return flash_and_redirect(refusal, _("The decision is published."), request.form.get("next") or url_for(".complaints"))
 
 
 @bp.route("/complaints/<int:complaint_id>/attachment")
@@ -261,7 +253,7 @@ def tender_complaints(tender_id: int):
             return services.file_complaint(actor, tender.id, kind, int(objection_id), request.form.get("text", ""),
                                            (upload.filename, data) if data is not None else None)
         _r, refusal = commit_form(run)
-        return _done(refusal, _("Your complaint is filed; the supervisors accept or reject it within 3 working days."),
+        return flash_and_redirect(refusal, _("Your complaint is filed; the supervisors accept or reject it within 3 working days."),
                      url_for(".tender_complaints", tender_id=tender.id))
     public = services.complaints_of(tender.id, published_only=True)
     own = [c for c in services.complaints_of(tender.id) if c.organisation_id in bidder_orgs]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -89,32 +90,55 @@ def record_cli() -> None:
     pass
 
 
-@record_cli.command("sign")
-@click.option("--tender", "tender_id", required=True, type=int, help="The tender's id.")
-@click.option("--key", "key_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Your private key (encrypted, as written by 'ebid client keygen').")
-@click.option("--cert", "cert_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Your certificate from the platform CA (PEM).")
-@click.option("--chain", "chain_paths", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The platform CA's certificate (PEM), embedded so verifiers need only the root.")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also keep the record as it stands after your signature.")
-@click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="File whose first line is the key passphrase (else EBID_KEY_PASSPHRASE, else a prompt).")
-@click.option("--server", envvar="EBID_SERVER", default=None, help="The platform's address (or EBID_SERVER).")
-@click.option("--token", envvar="EBID_TOKEN", default=None, help="Your API token (better: EBID_TOKEN).")
-def sign_command(tender_id: int, key_path: Path, cert_path: Path, chain_paths: tuple[Path, ...], out_path: Path | None,
-                 passphrase_file: Path | None, server: str | None, token: str | None) -> None:
-    """Sign your field of the opening record and upload the signed revision."""
+SignAndUpload = Callable[[Api, int, Any, x509.Certificate, list[x509.Certificate]], dict[str, Any]]
+_PATH = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def signing_options(document: str) -> Callable[[Callable], Callable]:
+    """The options of a ``sign`` command: the tender, your key and certificate, the server and token."""
+    options = [
+        click.option("--tender", "tender_id", required=True, type=int, help="The tender's id."),
+        click.option("--key", "key_path", required=True, type=_PATH,
+                     help="Your private key (encrypted, as written by 'ebid client keygen')."),
+        click.option("--cert", "cert_path", required=True, type=_PATH,
+                     help="Your certificate from the platform CA (PEM)."),
+        click.option("--chain", "chain_paths", multiple=True, type=_PATH,
+                     help="The platform CA's certificate (PEM), embedded so verifiers need only the root."),
+        click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help=f"Also keep the {document} as it stands after your signature."),
+        click.option("--passphrase-file", type=_PATH, default=None,
+                     help="File whose first line is the key passphrase (else EBID_KEY_PASSPHRASE, else a prompt)."),
+        click.option("--server", envvar="EBID_SERVER", default=None, help="The platform's address (or EBID_SERVER)."),
+        click.option("--token", envvar="EBID_TOKEN", default=None, help="Your API token (better: EBID_TOKEN)."),
+    ]
+
+    def decorate(fn: Callable) -> Callable:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+    return decorate
+
+
+def run_signing(sign_and_upload_fn: SignAndUpload, revision_path: str, *, tender_id: int, key_path: Path,
+                cert_path: Path, chain_paths: tuple[Path, ...], out_path: Path | None, passphrase_file: Path | None,
+                server: str | None, token: str | None) -> dict[str, Any]:
+    """Load your signing material, sign and upload; keep the signed revision in ``out_path`` if given."""
     from ebid.client.cli import read_passphrase
 
     try:
         key, cert, chain = load_signing_material(key_path, read_passphrase(passphrase_file), cert_path, chain_paths)
         api = Api(server or "", token, retries=DEFAULT_RETRIES)
-        result = sign_and_upload(api, tender_id, key, cert, chain)
+        result = sign_and_upload_fn(api, tender_id, key, cert, chain)
         if out_path is not None:
-            revision = api.get(f"/api/opening/tenders/{tender_id}/opening-record/revision")
-            out_path.write_bytes(base64.b64decode(revision["pdf"]))
+            out_path.write_bytes(base64.b64decode(api.get(revision_path.format(tender_id=tender_id))["pdf"]))
     except ClientError as exc:
         raise click.ClickException(exc.message) from None
+    return result
+
+
+@record_cli.command("sign")
+@signing_options("record")
+def sign_command(**options: Any) -> None:
+    """Sign your field of the opening record and upload the signed revision."""
+    result = run_signing(sign_and_upload, "/api/opening/tenders/{tender_id}/opening-record/revision", **options)
     click.echo(_("Signed. The record is now %(status)s.", status=result["status"]))

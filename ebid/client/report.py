@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from pathlib import Path
 from typing import Any
 
 import click
@@ -20,8 +19,8 @@ from pyhanko.sign.general import SigningError
 
 from core.errors import DomainError
 from ebid.client.errors import ClientError
-from ebid.client.http import DEFAULT_RETRIES, Api
-from ebid.client.record import load_signing_material
+from ebid.client.http import Api
+from ebid.client.record import run_signing, signing_options
 from evaluation.report_verify import sign_report
 
 API = "/api/evaluation/tenders/{tender_id}/report/revision"
@@ -75,30 +74,8 @@ def report_cli() -> None:
 
 
 @report_cli.command("sign")
-@click.option("--tender", "tender_id", required=True, type=int, help="The tender's id.")
-@click.option("--key", "key_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Your private key (encrypted, as written by 'ebid client keygen').")
-@click.option("--cert", "cert_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Your certificate from the platform CA (PEM).")
-@click.option("--chain", "chain_paths", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The platform CA's certificate (PEM), embedded so verifiers need only the root.")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also keep the report as it stands after your signature.")
-@click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="File whose first line is the key passphrase (else EBID_KEY_PASSPHRASE, else a prompt).")
-@click.option("--server", envvar="EBID_SERVER", default=None, help="The platform's address (or EBID_SERVER).")
-@click.option("--token", envvar="EBID_TOKEN", default=None, help="Your API token (better: EBID_TOKEN).")
-def sign_command(tender_id: int, key_path: Path, cert_path: Path, chain_paths: tuple[Path, ...], out_path: Path | None,
-                 passphrase_file: Path | None, server: str | None, token: str | None) -> None:
+@signing_options("report")
+def sign_command(**options: Any) -> None:
     """Sign your field of the evaluation report and upload the signed revision."""
-    from ebid.client.cli import read_passphrase
-
-    try:
-        key, cert, chain = load_signing_material(key_path, read_passphrase(passphrase_file), cert_path, chain_paths)
-        api = Api(server or "", token, retries=DEFAULT_RETRIES)
-        result = sign_and_upload(api, tender_id, key, cert, chain)
-        if out_path is not None:
-            out_path.write_bytes(base64.b64decode(api.get(API.format(tender_id=tender_id))["pdf"]))
-    except ClientError as exc:
-        raise click.ClickException(exc.message) from None
+    result = run_signing(sign_and_upload, API, **options)
     click.echo(_("Signed. The report is now %(status)s.", status=result["status"]))
