@@ -174,7 +174,7 @@ def _status_context(tender: Tender, actor: Actor, **extra: Any) -> dict[str, Any
     context = {"tender": tender, "draw_request": draw_request, "names_visible": started or actor.role == Role.ADMIN,
                "counts": recusal.status_counts(draw_request) if draw_request else {}, "checks": None,
                "error": None, "errors": {}, "values": request.form if request.method == "POST" else {},
-               "evaluation": recusal.evaluation_of(tender.id)}
+               "evaluation": recusal.evaluation_of(tender.id), "read_only": False}
     context.update(extra)
     return context
 
@@ -193,6 +193,15 @@ def draw_page(tender_id: int):
         return render_template("evaluation/draw.html", **_status_context(tender, actor, error=refusal[0],
                                                                            errors=refusal[1])), refusal[2]
     return render_template("evaluation/draw.html", **_status_context(tender, actor))
+
+
+@bp.route("/tenders/<int:tender_id>/draw/watch")
+@login_required
+def draw_watch(tender_id: int):
+    """The draw's status page for supervisors (监督): the same page, read-only."""
+    tender = _tender(tender_id)
+    actor = current_actor(Role.SUPERVISOR)
+    return render_template("evaluation/draw.html", **_status_context(tender, actor, read_only=True))
 
 
 def _action(tender_id: int, service, done: str):

@@ -108,10 +108,12 @@ def test_a_supervisor_reads_every_supervised_page(app, world, create_person):
              f"/evaluations/{r.evaluation_id}/results", f"/evaluations/{r.evaluation_id}/report.pdf",
              f"/tenders/{r.tender_id}/results", f"/tenders/{r.tender_id}/results/bids/{r.bid_ids[0]}",
              f"/tenders/{r.tender_id}/complaints", f"/api/evaluation/tenders/{r.tender_id}/report/verification",
-             f"/supervision/tenders/{r.tender_id}/archive.zip"]
+             f"/supervision/tenders/{r.tender_id}/archive.zip", f"/tenders/{r.tender_id}/draw/watch"]
     for page in pages:
         response = client.get(page)
         assert response.status_code == 200, (page, response.status_code)
+    draw = client.get(f"/tenders/{r.tender_id}/draw/watch").get_data(as_text=True)
+    assert "data-form=" not in draw  # the draw page, read-only: no form at all
 
 
 def test_others_may_not_open_the_supervision_pages(app, world):
