@@ -44,17 +44,31 @@ def sign_revision(pdf: bytes, field: str | None, key: Any, cert: x509.Certificat
             from None
 
 
+SIGN_ATTEMPTS = 3  # members sign in turn; one who signed a revision another member just replaced tries again
+
+
 def sign_and_upload(api: Api, tender_id: int, key: Any, cert: x509.Certificate,
                     chain: list[x509.Certificate]) -> dict[str, Any]:
-    """Fetch the current revision, check its digest, sign your field, upload; return the report's state."""
+    """Fetch the current revision, check its digest, sign your field, upload; return the report's state.
+
+    When another member's signature landed between the download and the upload, the platform refuses the
+    upload (``revision_altered``: it must extend the current revision); the revision is then fetched and
+    signed again, up to three times.
+    """
     api.require_token()
-    revision = api.get(API.format(tender_id=tender_id))
-    pdf = base64.b64decode(revision["pdf"])
-    if hashlib.sha256(pdf).hexdigest() != revision["sha256"]:
-        raise ClientError(_("The downloaded report does not match its SHA-256; download it again."),
-                          code="digest_mismatch")
-    signed = sign_revision(pdf, revision.get("my_field"), key, cert, chain)
-    return api.post(API.format(tender_id=tender_id), {"pdf": base64.b64encode(signed).decode()})
+    for attempt in range(1, SIGN_ATTEMPTS + 1):
+        revision = api.get(API.format(tender_id=tender_id))
+        pdf = base64.b64decode(revision["pdf"])
+        if hashlib.sha256(pdf).hexdigest() != revision["sha256"]:
+            raise ClientError(_("The downloaded report does not match its SHA-256; download it again."),
+                              code="digest_mismatch")
+        signed = sign_revision(pdf, revision.get("my_field"), key, cert, chain)
+        try:
+            return api.post(API.format(tender_id=tender_id), {"pdf": base64.b64encode(signed).decode()})
+        except ClientError as exc:
+            if exc.code != "revision_altered" or attempt == SIGN_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def sign_in_process(actor: Any, tender_id: int, key: Any, cert: x509.Certificate,

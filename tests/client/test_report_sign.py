@@ -72,3 +72,45 @@ def test_members_sign_with_the_client_then_the_report_verifies(app, make_room, c
     bad = cli.invoke(args=["evaluation", "verify-report", str(tampered), "--tender", r.tender.code])
     assert bad.exit_code == 1 and "verdict: invalid" in bad.output
     assert r.experts[0].name in bad.output  # the signer whose signature fails is named
+
+
+def test_a_member_who_signed_a_replaced_revision_signs_again(app, make_room, certify, live, tmp_path):
+    """Two members download the same revision; the second upload is refused by the platform
+    (revision_altered) and the client fetches the new revision and signs again."""
+    from cryptography import x509
+
+    from ebid.client.http import Api
+    from ebid.client.report import API, sign_and_upload
+    from tests.evaluation.results_support import sign_as
+
+    r = make_room(experts=5, bidders=4)
+    complete(r)
+    key, row = certify(person=r.experts[1])
+    db.session.commit()
+    cert = x509.load_pem_x509_certificate(row.pem.encode())
+    _row, token = issue_api_token(actor_for(r.experts[1], "expert"), r.experts[1], "report signing")
+    db.session.commit()
+    api = Api(live.url, token)
+    stale = api.get(API.format(tender_id=r.tender_id))  # member 2 downloads ...
+    sign_as(r, 0, certify)  # ... member 1 signs meanwhile
+
+    class FirstStale:
+        def __init__(self):
+            self.first = True
+
+        def require_token(self):
+            api.require_token()
+
+        def get(self, path):
+            if self.first:
+                self.first = False
+                return stale
+            return api.get(path)
+
+        def post(self, path, body):
+            return api.post(path, body)
+
+    result = sign_and_upload(FirstStale(), r.tender_id, key, cert, [load_ca_certificate()])
+    assert result["my_field"] == "Member2"
+    db.session.expire_all()
+    assert sorted(s.field for s in reports.require_report(r.tender_id).signatures) == ["Member1", "Member2"]
