@@ -73,7 +73,21 @@ _FORMULAS: dict[str, tuple[str, Callable[[Mapping[str, str], str], str]]] = {
 CODES = tuple(_FORMULAS)
 
 
+SHOWN_DECIMALS = 6  # an exact intermediate (a mean of three prices) is shown to 6 places, marked "…"
+
+
+def shown(value: str) -> str:
+    """A number as a reader checks it: exact when short, else cut to 6 decimal places and marked ``…``."""
+    whole, dot, fraction = value.partition(".")
+    if not dot or len(fraction) <= SHOWN_DECIMALS or not whole.lstrip("-").isdigit() or not fraction.isdigit():
+        return value
+    return f"{whole}.{fraction[:SHOWN_DECIMALS]}…"
+
+
 def describe(step: Step) -> tuple[str, str]:
-    """(title msgid, formula with the numbers) of ``step``; translate the title with ``gettext``."""
+    """(title msgid, formula with the numbers) of ``step``; translate the title with ``gettext``.
+
+    The numbers are the exact ones the method computed with; long intermediate values are shown cut to
+    6 decimal places (marked ``…``); rounded results are shown whole."""
     title, formula = _FORMULAS[step.code]
-    return title, formula(step.values, step.result)
+    return title, formula({k: shown(v) for k, v in step.values.items()}, shown(step.result))

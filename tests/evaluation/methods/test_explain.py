@@ -81,3 +81,18 @@ def test_every_code_produced_is_described():
             assert title and step.result in formula
             seen.add(step.code)
     assert seen == set(CODES)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("12062293.3333333333333333333333333", "12062293.333333…"),
+    ("12001981.87", "12001981.87"),
+    ("-0.123456789", "-0.123456…"),
+    ("0.1234567", "0.123456…"),
+    ("0.123456", "0.123456"),
+    ("100", "100"),
+    ("", ""),
+    ("n/a", "n/a"),
+])
+def test_long_intermediate_values_are_shown_cut_and_marked(value, expected):
+    from evaluation.methods.explain import shown
+    assert shown(value) == expected
