@@ -11,13 +11,14 @@ certificates) are computed by the system later and never scored by hand, so they
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
 
 from core.errors import ValidationFailed
 from core.i18n import N_
+from evaluation.methods.numbers import decimal_of
 
 PASS_FAIL, SCORE = "pass_fail", "score"
 KINDS = (PASS_FAIL, SCORE)
@@ -46,14 +47,7 @@ _TECHNICAL = (
 )
 
 
-def _dec(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        result = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        return None
-    return result if result.is_finite() else None
+_dec = decimal_of  # one reading of a number for criteria and methods
 
 
 def _text(value: Decimal) -> str:
