@@ -127,6 +127,11 @@ def run_results(result: Any, time: DemoTime) -> ResultsReport:
             for a in made:
                 report.lines.append(f"lot {a.lot.code} awarded to {a.organisation.name} at {a.amount:.2f} CNY; "
                                     "award notice sent, the other bidders' guarantees released")
+            for a in made:
+                awards.record_contract(agent, tender.id, a.lot_id)
+                db.session.commit()
+                report.lines.append(f"lot {a.lot.code}: contract signed and recorded; the winner's guarantee "
+                                    "released")
     _keep(tender, report)
     return report
 

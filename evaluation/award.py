@@ -367,3 +367,28 @@ def _release_others(actor: Actor, tender: Tender, made: list[Award]) -> None:
     for bid in db.session.scalars(select(BidOpening).where(BidOpening.tender_id == tender.id)):
         if (bid.lot_id, bid.organisation_id) not in winners:
             release_for_bidder(actor, tender, bid.lot_id, bid.organisation_id, ReleaseReason.NOT_AWARDED)
+
+
+CONTRACT_DAYS = 30  # the contract within 30 days of the award notice (招标投标法 §46)
+
+
+def record_contract(actor: Actor, tender_id: int, lot_id: int) -> Award:
+    """The tenderer records that the contract of a lot is signed; the winner's guarantee is then released
+    (条例 §57). Signing later than 30 days after the notice is recorded as late, not refused."""
+    tender = lock_tender(tender_id)
+    require_manager(actor, tender)
+    row = db.session.scalar(select(Award).where(Award.tender_id == tender.id, Award.lot_id == lot_id))
+    if row is None or row.notified_at is None:
+        raise AwardRefused(_l("This lot has no award notice yet; the contract follows the award."),
+                           code="not_awarded")
+    if row.contract_signed_at is not None:
+        raise AwardRefused(_l("The contract of this lot is already recorded."), code="contract_recorded")
+    at = now()
+    row.contract_signed_at = at
+    db.session.flush()
+    late = at > as_utc(row.notified_at) + timedelta(days=CONTRACT_DAYS)
+    audit.record(actor, "award.contract", "tender", tender.id,
+                 {"lot_id": lot_id, "organisation_id": row.organisation_id, "late": late})
+    _log(tender, "contract", lot=db.session.get(Lot, lot_id).code, bid=row.bid_opening_id)
+    release_for_bidder(actor, tender, lot_id, row.organisation_id, ReleaseReason.CONTRACT_SIGNED)
+    return row

@@ -186,6 +186,7 @@ class Award(db.Model):
     decided_by_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
     decided_at: Mapped[datetime] = mapped_column(default=now)
     notified_at: Mapped[datetime | None]            # the award notice (中标通知书) went out
+    contract_signed_at: Mapped[datetime | None]     # the contract is signed (≤ 30 days after the notice, 法 §46)
 
     lot: Mapped[Lot] = relationship()
     organisation: Mapped[Organisation] = relationship()

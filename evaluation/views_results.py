@@ -242,6 +242,14 @@ def award(tender_id: int):
                           _("Awarded; the award notices are sent."))
 
 
+@bp.route("/tenders/<int:tender_id>/results/contract/<int:lot_id>", methods=["POST"])
+@login_required
+def contract(tender_id: int, lot_id: int):
+    actor = manager_actor(_managed(tender_id))
+    return _tender_action(tender_id, lambda: awards.record_contract(actor, tender_id, lot_id),
+                          _("The contract is recorded; the winner's guarantee is released."))
+
+
 # --- explanations (报价得分计算说明) ------------------------------------------------------------------------
 
 def _explained(tender_id: int, bid_opening_id: int) -> tuple[Tender, dict[str, Any], dict[str, Any]]:

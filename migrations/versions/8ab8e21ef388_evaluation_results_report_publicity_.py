@@ -65,6 +65,7 @@ def upgrade():
     sa.Column('decided_by_id', sa.Integer(), nullable=False),
     sa.Column('decided_at', core.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('notified_at', core.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('contract_signed_at', core.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['bid_opening_id'], ['bid_openings.id'], name=op.f('fk_awards_bid_opening_id_bid_openings')),
     sa.ForeignKeyConstraint(['decided_by_id'], ['persons.id'], name=op.f('fk_awards_decided_by_id_persons')),
     sa.ForeignKeyConstraint(['lot_id'], ['lots.id'], name=op.f('fk_awards_lot_id_lots')),

@@ -161,6 +161,19 @@ def test_publicity_objection_and_award(make_room, certify, kit):
     assert release["tag"] == ["award"] and release["awards"][0]["status"] == "active"
     assert release["awards"][0]["suppliers"][0]["name"] == first["bidder"]
     assert validate_package(package) == []
+    # the contract: recorded once per lot, after the notice
+    lot_id = r.tender.lots[0].id
+    signed = awards.record_contract(manager, r.tender_id, lot_id)
+    db.session.commit()
+    assert signed.contract_signed_at is not None
+    with pytest.raises(DomainError) as exc:
+        awards.record_contract(manager, r.tender_id, lot_id)
+    assert exc.value.code == "contract_recorded"
+    db.session.rollback()
+    with pytest.raises(DomainError):
+        awards.record_contract(r.bidder_actor(0), r.tender_id, lot_id)  # only the tender's staff
+    db.session.rollback()
+    assert "award.contract" in set(db.session.scalars(select(AuditEvent.action)))
 
 
 def test_abnormally_low_price_needs_explanation_then_a_decision(make_room):

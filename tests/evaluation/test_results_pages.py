@@ -132,6 +132,9 @@ def test_tender_results_page_by_viewer(app, done, certify):
     db.session.expire_all()
     assert db.session.get(type(r.tender), r.tender_id).status == TenderStatus.AWARDED
     assert "data-awarded" in app.test_client().get(url).get_data(as_text=True)
+    assert 'data-form="contract"' in manager.get(url).get_data(as_text=True)
+    assert manager.post(f"{url}/contract/{r.tender.lots[0].id}").status_code == 303
+    assert "data-contract" in app.test_client().get(url).get_data(as_text=True)
 
 
 def test_explanations_are_for_the_bidder_and_insiders(app, done, certify):

@@ -129,3 +129,23 @@ def test_a_withdrawn_bid_frees_its_letter(app, tender, two_orders):
     db.session.commit()
     assert fresh(issued).state == OrderState.RELEASED
     assert fresh(issued).release_reason == "withdrawn_before_deadline"
+
+
+def test_one_bidders_letter_is_released_for_its_lot_only(app, tender, two_orders, stub_issuer):
+    """The award releases a bidder's letter (not awarded), the contract the winner's (条例 §57)."""
+    from guarantees.release import ReleaseReason, release_for_bidder
+
+    issued, waiting, first = two_orders
+    with pytest.raises(Forbidden):  # a bidder cannot release its own letter this way
+        release_for_bidder(first, tender, tender.lots[0].id, issued.bidder_id, ReleaseReason.NOT_AWARDED)
+    db.session.rollback()
+    assert release_for_bidder(staff(tender), tender, tender.lots[0].id, waiting.bidder_id,
+                              ReleaseReason.NOT_AWARDED) == 0  # not issued: nothing in force to release
+    assert release_for_bidder(staff(tender), tender, tender.lots[0].id, issued.bidder_id,
+                              ReleaseReason.CONTRACT_SIGNED) == 1
+    db.session.commit()
+    issued, waiting = fresh(issued), fresh(waiting)
+    assert issued.state == OrderState.RELEASED and issued.release_reason == "contract_signed"
+    assert waiting.state != OrderState.RELEASED
+    [message] = release_messages(issued)
+    assert message.payload == {"guarantee_no": "GN-R1", "reason": "contract_signed"}
