@@ -82,11 +82,11 @@ def _csv() -> str:
     return "\n".join(rows) + "\n"
 
 
-def _actor(result: Any, email: str, role: Role, org: str | None = None):
+def demo_actor(result: Any, email: str, role: Role, org: str | None = None):
     return actor_for(result.people[email], role, result.orgs[org].id if org else None, source="demo")
 
 
-def _member_actor(member: CommitteeMember):
+def member_actor(member: CommitteeMember):
     return actor_for(member.expert.person, Role.EXPERT, source="demo")
 
 
@@ -99,9 +99,9 @@ def run_drawing(result: Any) -> EvaluationReport:
     if tender.status != TenderStatus.PUBLISHED:
         report.note = "the tender is past publication: no committee was drawn for it"
         return report
-    imported = experts.import_experts(_actor(result, ADMIN, Role.ADMIN), _csv())
+    imported = experts.import_experts(demo_actor(result, ADMIN, Role.ADMIN), _csv())
     report.lines.append(f"expert pool: {len(imported.created)} experts imported from CSV")
-    agent = _actor(result, AGENT, Role.AGENCY, "agency")
+    agent = demo_actor(result, AGENT, Role.AGENCY, "agency")
     drawing.request_draw(agent, tender.id, specialties=[(ROADS, 3), (COST, 2)], committee_size=5, alternates=2,
                          is_remote=True, host_region=HOST_REGION, local_cap=1,
                          venues=["青岛市公共资源交易中心 远程评标室(主场)", "济南 省公共资源交易中心评标室(副场)",
@@ -114,11 +114,11 @@ def run_drawing(result: Any) -> EvaluationReport:
     while invited := _members(tender.id, MemberStatus.INVITED):
         for member in invited:
             if not declined:
-                recusal.decline(_member_actor(member), member.id, DECLINE_REASON)
+                recusal.decline(member_actor(member), member.id, DECLINE_REASON)
                 declined = True
                 report.lines.append("one drawn expert declined; the next alternate was invited")
             else:
-                recusal.accept(_member_actor(member), member.id)
+                recusal.accept(member_actor(member), member.id)
             db.session.commit()
     accepted = _members(tender.id, MemberStatus.ACCEPTED)
     report.lines.append(f"committee complete: {len(accepted)} experts accepted (names sealed until the evaluation)")
@@ -136,7 +136,7 @@ def _sign_in_all(tender_id: int, report: EvaluationReport) -> None:
     conflict_declared = False
     while accepted := _members(tender_id, MemberStatus.ACCEPTED):
         for member in accepted:
-            actor = _member_actor(member)
+            actor = member_actor(member)
             if not conflict_declared and member.specialty == COST:
                 recusal.declare_conflict(actor, member.id, CONFLICT_REASON)
                 conflict_declared = True
@@ -148,7 +148,7 @@ def _sign_in_all(tender_id: int, report: EvaluationReport) -> None:
                                 typed_name=member.expert.name)
             db.session.commit()
         for member in _members(tender_id, MemberStatus.INVITED):  # the replacement answers its invitation
-            recusal.accept(_member_actor(member), member.id)
+            recusal.accept(member_actor(member), member.id)
             db.session.commit()
 
 
@@ -206,7 +206,7 @@ def _bidder_actor(result: Any, bid_opening_id: int):
     """The demo bidder's staff member acting for the organisation of one opened bid."""
     organisation_id = db.session.get(BidOpening, bid_opening_id).organisation_id
     key = next(k for k, org in result.orgs.items() if org.id == organisation_id)
-    return _actor(result, f"{key}@demo.ebid", Role.BIDDER, key)
+    return demo_actor(result, f"{key}@demo.ebid", Role.BIDDER, key)
 
 
 def _score_in_room(url: str, evaluation: Evaluation, tokens: list[str], result: Any,
@@ -262,14 +262,14 @@ def run_evaluation(result: Any, host: str) -> EvaluationReport:
     if evaluation is not None and evaluation.status == EvaluationStatus.COMPLETE:
         return report
     if evaluation is None:
-        evaluation = room_service.start_evaluation(_actor(result, AGENT, Role.AGENCY, "agency"), tender.id)
+        evaluation = room_service.start_evaluation(demo_actor(result, AGENT, Role.AGENCY, "agency"), tender.id)
         db.session.commit()
         report.lines.append("evaluation started: the tender is in evaluation, the committee's names unsealed")
     _sign_in_all(tender.id, report)
     signed = _members(tender.id, MemberStatus.SIGNED_IN)
     tokens, rows = [], []
     for member in signed:
-        row, plaintext = issue_api_token(_member_actor(member), member.expert.person, "demo scoring room",
+        row, plaintext = issue_api_token(member_actor(member), member.expert.person, "demo scoring room",
                                          expires_at=now() + timedelta(hours=1))
         rows.append(row)
         tokens.append(plaintext)
@@ -282,7 +282,7 @@ def run_evaluation(result: Any, host: str) -> EvaluationReport:
     finally:
         service.stop()
         for row in rows:
-            revoke_api_token(_member_actor(next(m for m in signed if m.expert.person_id == row.person_id)), row)
+            revoke_api_token(member_actor(next(m for m in signed if m.expert.person_id == row.person_id)), row)
         db.session.commit()
     return report
 
@@ -313,4 +313,4 @@ def print_evaluation(result: Any, reports: list[EvaluationReport], base_url: str
     click.echo(f"  draw: {base_url}/tenders/{tender.id}/draw (agent@demo.ebid)")
 
 
-__all__ = ["DEMO_EXPERTS", "print_evaluation", "run_drawing", "run_evaluation"]
+__all__ = ["DEMO_EXPERTS", "demo_actor", "member_actor", "print_evaluation", "run_drawing", "run_evaluation"]

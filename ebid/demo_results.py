@@ -24,6 +24,7 @@ from core.identity import ca as platform_ca
 from core.identity.models import Role
 from ebid.client.report import sign_in_process
 from ebid.demo_bids import ca_unlocker, demo_dir, ensure_certificate
+from ebid.demo_evaluation import demo_actor, member_actor
 from ebid.demo_opening import DemoTime
 from evaluation import award as awards
 from evaluation import explain_pdf
@@ -48,11 +49,6 @@ class ResultsReport:
     verdict: str | None = None
 
 
-def _actor(result: Any, email: str, role: Role, org: str | None = None):
-    from core.identity.access import actor_for
-    return actor_for(result.people[email], role, result.orgs[org].id if org else None, source="demo")
-
-
 def _sign_report(result: Any, tender_id: int, report: ResultsReport) -> None:
     record = reports.require_report(tender_id)
     signed = {s.member_id for s in record.signatures}
@@ -63,8 +59,7 @@ def _sign_report(result: Any, tender_id: int, report: ResultsReport) -> None:
         member = db.session.get(CommitteeMember, f["member_id"])
         person = member.expert.person
         key, cert = ensure_certificate(person, None, ca, [])
-        from core.identity.access import actor_for
-        sign_in_process(actor_for(person, Role.EXPERT, source="demo"), tender_id, key, cert, chain)
+        sign_in_process(member_actor(member), tender_id, key, cert, chain)
         db.session.commit()
         report.lines.append(f"{person.name} signed the evaluation report in field {f['field']} (PAdES)")
 
@@ -100,7 +95,7 @@ def run_results(result: Any, time: DemoTime) -> ResultsReport:
     if tender is None or reports.get_report(tender.id) is None:
         report.note = "the evaluation is not complete: no report yet"
         return report
-    agent = _actor(result, AGENT, Role.AGENCY, "agency")
+    agent = demo_actor(result, AGENT, Role.AGENCY, "agency")
     if reports.require_report(tender.id).status == ReportStatus.SIGNING:
         _sign_report(result, tender.id, report)
     db.session.refresh(tender)
@@ -108,7 +103,7 @@ def run_results(result: Any, time: DemoTime) -> ResultsReport:
         publicity = awards.start_publicity(agent, tender.id)
         db.session.commit()
         report.lines.append(f"candidates published for {publicity.days} days (中标候选人公示)")
-        objection = awards.raise_objection(_actor(result, f"{OBJECTING}@demo.ebid", Role.BIDDER, OBJECTING),
+        objection = awards.raise_objection(demo_actor(result, f"{OBJECTING}@demo.ebid", Role.BIDDER, OBJECTING),
                                            tender.id, OBJECTION)
         db.session.commit()
         report.lines.append(f"{result.orgs[OBJECTING].name} objected to the result; the award waits")

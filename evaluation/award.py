@@ -217,11 +217,11 @@ def start_publicity(actor: Actor, tender_id: int) -> Publicity:
         audit.record(actor, "tender.failed", "tender", tender.id,
                      {"status": [old.value, TenderStatus.FAILED.value], "reason": "no_valid_bid"})
         tender_failed.send(tender, actor=actor, at=now())
-        raise_failed = Publicity(tender_id=tender.id, days=0, starts_at=now(), ends_at=now(), candidates=lots,
-                                 published_by_id=actor.person_id)
-        db.session.add(raise_failed)
+        nothing = Publicity(tender_id=tender.id, days=0, starts_at=now(), ends_at=now(), candidates=lots,
+                            published_by_id=actor.person_id)  # what was published: every lot without candidate
+        db.session.add(nothing)
         db.session.flush()
-        return raise_failed
+        return nothing
     days = int(result.spec.get("publicity_days") or 3)
     start = now()
     publicity = Publicity(tender_id=tender.id, days=days, starts_at=start, ends_at=start + timedelta(days=days),

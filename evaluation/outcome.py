@@ -96,7 +96,7 @@ def decide_competition(actor: Actor, evaluation_id: int, lot_id: int, outcome: s
     return decision
 
 
-def write_dissent(actor: Actor, evaluation_id: int, text: str) -> Dissent:
+def write_dissent(actor: Actor, evaluation_id: int, text: str) -> Dissent | None:
     """A member writes (or rewrites) their dissent with reasons; empty text withdraws it."""
     evaluation, access = enter(actor, evaluation_id, S.SCORING, S.SUMMARY)
     row = db.session.scalar(select(Dissent).where(Dissent.evaluation_id == evaluation.id,

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from bidding.models import Lot, Tender
 from bidding.opening_models import BidOpening, BidOpeningStatus, RandomDraw
 from core.db import db
+from core.errors import ValidationFailed
 from evaluation import criteria as C
 from evaluation import methods as M
 from evaluation.result_models import CommitteeDecision, DecisionKind
@@ -189,7 +190,6 @@ def compute(evaluation: Evaluation) -> Computed:
     drawn = drawn_parameters(tender.id)
     missing = sorted(M.random_parameter_names(spec) - set(drawn))
     if missing:
-        from core.errors import ValidationFailed
         raise ValidationFailed(_l("The method needs the random parameter(s) %(names)s drawn at the opening; "
                                   "they were not drawn."), names=", ".join(missing), code="parameter_not_drawn")
     sheets, disputes = _submitted(evaluation.id), _decided_disputes(evaluation.id)

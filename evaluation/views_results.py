@@ -171,6 +171,7 @@ def tender_results(tender_id: int):
     report = reports.get_report(tender.id)
     manager, supervisor = _is_manager(tender), _supervisor(tender)
     publicity = awards.publicity_of(tender.id)
+    my_bids = _bids_of_viewer(tender)
     insider = (manager and report is not None and report.status == ReportStatus.SIGNED) or supervisor
     if publicity is None and not insider:
         raise NotFound(_l("The result of this tender is not published yet."), code="result_not_published")
@@ -179,9 +180,9 @@ def tender_results(tender_id: int):
         "evaluation/tender_results.html", tender=tender, stored=stored, report=report, publicity=publicity,
         manager=manager, supervisor=supervisor, insider=insider, mode=mode,
         awards={a.lot_id: a for a in awards.awards_of(tender.id)}, objections=awards.objections_of(tender.id),
-        my_bids=_bids_of_viewer(tender), verdict=verdict_view(report) if report and insider else None,
+        my_bids=my_bids, verdict=verdict_view(report) if report and insider else None,
         publicity_over=publicity is not None and now() >= as_utc(publicity.ends_at),
-        is_bidder=bool(_bids_of_viewer(tender)), TenderStatus=TenderStatus)
+        is_bidder=bool(my_bids), TenderStatus=TenderStatus)
 
 
 def _managed(tender_id: int) -> Tender:
