@@ -23,7 +23,7 @@ from flask import Blueprint, Flask, Response, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 
 from bidding.models import Objection, Tender, TenderStatus
 from bidding.queries import get_tender, managed_organisation_ids
@@ -38,7 +38,7 @@ from core.storage import default_store
 from evaluation.result_models import ResultObjection
 from evaluation.room_models import Evaluation
 from supervision import log_check, services
-from supervision.feed import NAMESPACE, event_payload, tender_of
+from supervision.feed import NAMESPACE, event_payload
 from supervision.models import Complaint, ComplaintStatus
 from supervision.screening import latest_run, run_screens
 
@@ -72,15 +72,11 @@ def recent_events(filters: dict[str, str], limit: int = FEED_SIZE) -> list[dict[
         stmt = stmt.where(AuditEvent.action.startswith(filters["kind"]))
     if filters.get("organisation", "").isdigit():
         stmt = stmt.where(AuditEvent.organisation_id == int(filters["organisation"]))
-    tender_id = int(filters["tender"]) if filters.get("tender", "").isdigit() else None
-    out = []
-    for event in db.session.scalars(stmt.limit(limit * 5 if tender_id else limit)):
-        if tender_id is not None and tender_of(event) != tender_id:
-            continue
-        out.append({**event_payload(event), "at_dt": event.at})
-        if len(out) >= limit:
-            break
-    return out
+    if filters.get("tender", "").isdigit():  # the tender's own events and those naming it (as tender_of reads)
+        tender_id = int(filters["tender"])
+        stmt = stmt.where(or_(and_(AuditEvent.object_type == "tender", AuditEvent.object_id == str(tender_id)),
+                              AuditEvent.summary["tender_id"].as_integer() == tender_id))
+    return [{**event_payload(event), "at_dt": event.at} for event in db.session.scalars(stmt.limit(limit))]
 
 
 @bp.route("/supervision")

@@ -53,6 +53,7 @@ def test_a_planted_tender_is_flagged_in_the_console(app, make_room, create_perso
     assert f'data-tender="{r.tender_id}"' in console and "data-flagged" in console
     page = client.get(f"/supervision/tenders/{r.tender_id}").get_data(as_text=True)
     assert 'data-finding="same_address"' in page and SHARED in page
+    assert "evaluation.started" in page  # the tender's events include those that name it (tender_id)
     assert any(name in page for name in planted)
     assert latest_run(r.tender_id).id == run.id
 
