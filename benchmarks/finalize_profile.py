@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-step", default="finalize",
                         choices=["create", "status", "put", "finalize", "single"])
     parser.add_argument("--sort", default="cumulative")
+    parser.add_argument("--profile-out", help="also write the raw cProfile stats to this file (for pstats/snakeviz)")
     parser.add_argument("--show-sql", action="store_true", help="print the statements of the fifth bidder")
     args = parser.parse_args(argv)
 
@@ -127,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{statistics.median(stmts[name][3:])}  CPU median {statistics.median(cpu[name][3:]) * 1000:6.1f} ms")
         if profiler:
             pstats.Stats(profiler).sort_stats(args.sort).print_stats(45)
+            if args.profile_out:
+                profiler.dump_stats(args.profile_out)
     pg.drop(args.database)
     return 0
 

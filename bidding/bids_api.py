@@ -37,7 +37,7 @@ from bidding.receipts import public_keys
 from bidding.sealed_errors import LogNotPublic, UploadTooLarge
 from bidding.sealed_queries import b64, hexes, signed, upload_out
 from core.actor import Actor
-from core.db import db
+from core.db import commit_keeping_loaded, db
 from core.errors import Forbidden, NotAuthenticated, NotFound, ValidationFailed
 from core.identity.access import current_actor
 from core.identity.models import Role
@@ -212,14 +212,27 @@ class WholeBid(MethodView):
                                  n=submissions.MAX_CHUNK)
         tender = _tender(tender_id)
         lot = _lot(tender, lot_id)
-        sealed_single.precheck(actor, tender, lot, size=size, sha256=args["sha256"])  # before any byte is read
-        db.session.close()  # hold no database connection while the body arrives
-        data = request.get_data(cache=False)
-        # back into the new session as they were read (the tender is read again under its lock in step 2)
-        tender = db.session.merge(tender, load=False)
-        lot = next(one for one in tender.lots if one.id == lot_id)
-        result, _created = sealed_single.submit_whole(actor, tender, lot, sha256=args["sha256"], data=data)
+        sha256 = sealed_single.precheck(actor, tender, lot, size=size, sha256=args["sha256"])  # before any byte
+        commit_keeping_loaded()  # no database connection is held while the body arrives
+        data = _read_body(size)
+        result = sealed_single.submit_whole(actor, tender, lot, sha256=sha256, data=data)
         return _finalized(result), 201
+
+
+def _read_body(size: int) -> bytes:
+    """The request body of ``size`` bytes (its Content-Length), in few large reads; short means refused."""
+    parts, got = [], 0
+    while got < size:
+        part = request.stream.read(size - got)
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    if got != size:
+        raise ValidationFailed(fields={"body": [_l("The body ended after %(got)s of the %(size)s bytes its "
+                                                  "Content-Length announced; send the envelope again.",
+                                                  got=got, size=size)]})
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 @blp.route("/tenders/<int:tender_id>/lots/<int:lot_id>/withdraw")

@@ -26,12 +26,23 @@ class Submitted:
     consistency_proof: list[bytes] | None
 
 
-def bundle(bid: Bid, commitment: BidderCommitment, entry: bytes, previous_head_size: int | None) -> Submitted:
-    """The proofs for ``bid`` from one read of the log's leaf hashes (outside any lock)."""
-    tree = merkle.MerkleTree.from_leaf_hashes(translog.leaf_hashes(bid.tender_id, bid.head_size))
-    consistency = tree.consistency_proof(previous_head_size, bid.head_size) if previous_head_size else None
-    return Submitted(bid, commitment, entry, tree.inclusion_proof(bid.log_index, bid.head_size), previous_head_size,
-                     consistency)
+def bundle(bid: Bid, commitment: BidderCommitment, entry: bytes, previous_head_size: int | None, *,
+           frontier_before: list[bytes] | None = None) -> Submitted:
+    """The proofs for ``bid``.
+
+    ``frontier_before``: the log's compact range just before the bid's entry, when that entry is the last
+    one of the bid's tree head (a bid just accepted): its inclusion proof then needs no read. Otherwise,
+    and for the consistency proof of a replacement, one read of the log's leaf hashes (outside any lock).
+    """
+    inclusion = None
+    if frontier_before is not None and bid.log_index == bid.head_size - 1:
+        inclusion = merkle.last_leaf_inclusion_proof(frontier_before)
+    consistency = None
+    if inclusion is None or previous_head_size:
+        tree = merkle.MerkleTree.from_leaf_hashes(translog.leaf_hashes(bid.tender_id, bid.head_size))
+        inclusion = inclusion if inclusion is not None else tree.inclusion_proof(bid.log_index, bid.head_size)
+        consistency = tree.consistency_proof(previous_head_size, bid.head_size) if previous_head_size else None
+    return Submitted(bid, commitment, entry, inclusion, previous_head_size, consistency)
 
 
 def _previous_head_size(bid: Bid) -> int | None:

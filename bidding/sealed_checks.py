@@ -18,12 +18,11 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 
 from bidding import sealed_spool as spool
-from bidding import translog
 from bidding.errors import DeadlinePassed, TransitionRefused
 from bidding.models import Lot, Tender, TenderStatus
 from bidding.rules import when
 from bidding.sealed_errors import EnvelopeRefused, UploadClosed
-from bidding.sealed_models import BidderCommitment, BidUpload, TenderLog
+from bidding.sealed_models import BidUpload, TenderLog
 from bidding.sealed_rules import Refusal, context_refusal, expected_context, recipient_refusal
 from core.actor import Actor
 from core.clock import as_utc, now
@@ -93,7 +92,6 @@ class CheckedEnvelope:
     context: bytes
     lot_code: str
     uscc: str
-    commitment: BidderCommitment  # the bidder's stand-in in the tender's log
 
 
 def _candidate_certificates(actor: Actor) -> list[Certificate]:
@@ -113,7 +111,7 @@ def _signer(actor: Actor, key_id: bytes, at: datetime) -> tuple[Certificate, ec.
         if SUITE_P256.key_id(public) != key_id:
             continue
         try:
-            verify_certificate(cert.pem, at=at)
+            verify_certificate(cert.pem, at=at, record=cert)
         except CertificateRefused as exc:
             refused_reason = exc
             continue
@@ -138,48 +136,56 @@ def envelope_error(exc: CryptoError) -> EnvelopeRefused:
                            reason=str(exc))
 
 
-def check_envelope(actor: Actor, upload: BidUpload, data: bytes | None = None) -> CheckedEnvelope:
-    """Step 2 (no lock held): verify the frozen upload and move it into the store.
-
-    ``data``: the whole envelope, received in one request (nothing of it is on disk yet); it is written
-    straight into the store, fsynced, once verified.
-    """
+def check_envelope(actor: Actor, upload: BidUpload) -> CheckedEnvelope:
+    """Step 2 (no lock held): verify the frozen upload and move it into the store."""
     tender, lot = upload.tender, upload.lot
-    organisation = db.session.get(Organisation, upload.organisation_id)
-    source = io.BytesIO(data) if data is not None else spool.open_source(upload.id, upload.declared_sha256)
+    source = spool.open_source(upload.id, upload.declared_sha256)
     if source is None:
         raise _data_gone(tender)
     with source:
-        try:
-            header = read_header(source)
-        except CryptoError as exc:
-            raise envelope_error(exc) from exc
-        if header.suite_id != SUITE_P256.id:
-            raise EnvelopeRefused(_l("The envelope uses algorithm suite %(suite)s; this platform accepts suite 1 "
-                                     "(P-256, AES-256-GCM) with its certificates."), code="unsupported_suite",
-                                  suite=header.suite_id)
-        refusal = context_refusal(expected_context(tender.code, lot.code, organisation.uscc), header.context)
-        refusal = refusal or recipient_refusal(tender.decryption_mode.value, tender.opening_key_id, header.key_mode,
-                                               [(r.role, r.key_id.hex()) for r in header.recipients])
-        if refusal is not None:
-            raise refused(refusal)
-        cert, public = _signer(actor, header.signer_key_id, now())
-        source.seek(0)
-        try:
-            info: EnvelopeInfo = verify_stream(source, signer_public_key=public, expected_size=upload.declared_size,
-                                               expected_sha256=bytes.fromhex(upload.declared_sha256))
-        except CryptoError as exc:
-            raise envelope_error(exc) from exc
+        checked = _verify(actor, tender, lot, source, upload.declared_size, upload.declared_sha256)
     try:
-        if data is not None:
-            spool.store_whole(data, info.sha256.hex())
-        else:
-            spool.adopt(upload.id, upload.declared_sha256)
+        spool.adopt(upload.id, upload.declared_sha256)
     except FileNotFoundError:  # closing at the deadline withdrew the upload meanwhile
         raise _data_gone(tender) from None
-    commitment = translog.commitment_for(tender, organisation)
-    return CheckedEnvelope(info.sha256.hex(), info.size, cert.id, header.context, lot.code, organisation.uscc,
-                           commitment)
+    return checked
+
+
+def check_whole(actor: Actor, tender: Tender, lot: Lot, data: bytes, sha256: str) -> CheckedEnvelope:
+    """The checks of :func:`check_envelope` on an envelope received in one request (no lock, no row).
+
+    Nothing of it is on disk before it verifies; then it is written once into the store, fsynced.
+    """
+    checked = _verify(actor, tender, lot, io.BytesIO(data), len(data), sha256)
+    spool.store_whole(data, checked.sha256)
+    return checked
+
+
+def _verify(actor: Actor, tender: Tender, lot: Lot, source: io.BufferedIOBase, size: int,
+            sha256: str) -> CheckedEnvelope:
+    """Structure, suite, context, recipients, signer's certificate, signature, size and hash of an envelope."""
+    organisation = db.session.get(Organisation, actor.organisation_id)
+    try:
+        header = read_header(source)
+    except CryptoError as exc:
+        raise envelope_error(exc) from exc
+    if header.suite_id != SUITE_P256.id:
+        raise EnvelopeRefused(_l("The envelope uses algorithm suite %(suite)s; this platform accepts suite 1 "
+                                 "(P-256, AES-256-GCM) with its certificates."), code="unsupported_suite",
+                              suite=header.suite_id)
+    refusal = context_refusal(expected_context(tender.code, lot.code, organisation.uscc), header.context)
+    refusal = refusal or recipient_refusal(tender.decryption_mode.value, tender.opening_key_id, header.key_mode,
+                                           [(r.role, r.key_id.hex()) for r in header.recipients])
+    if refusal is not None:
+        raise refused(refusal)
+    cert, public = _signer(actor, header.signer_key_id, now())
+    source.seek(0)
+    try:
+        info: EnvelopeInfo = verify_stream(source, signer_public_key=public, expected_size=size,
+                                           expected_sha256=bytes.fromhex(sha256))
+    except CryptoError as exc:
+        raise envelope_error(exc) from exc
+    return CheckedEnvelope(info.sha256.hex(), info.size, cert.id, header.context, lot.code, organisation.uscc)
 
 
 def _data_gone(tender: Tender) -> UploadClosed | DeadlinePassed:

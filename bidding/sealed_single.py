@@ -1,70 +1,93 @@
-"""Submission in one request (一次递交): create, data and finalize of an envelope that fits one request.
+"""Submission in one request (一次递交): an envelope that fits one request, sent whole with its SHA-256.
 
 The resumable path (:mod:`bidding.submissions`) costs a bidder three requests and five transactions.
 An envelope of at most ``MAX_CHUNK`` bytes can instead be sent whole with its declared SHA-256; the
-server then runs the same checks, writes the same audit records, log entry and receipt, and keeps the
-same deadline rules, in two transactions:
+server runs the same checks, writes the same log entry, receipt and ``bid.submit`` audit record, and
+keeps the same deadline rules, in one transaction:
 
-1. :func:`receive_whole`, no lock held: the checks of a new upload (bidder, lot, status and clock,
-   size, unfinished uploads), the envelope's structure, context, recipients, signature and hash, then
-   the envelope written once into the content-addressed store (fsynced) and the upload row, already
-   frozen (``finalizing``), with its ``bid.upload.start`` audit record;
-2. :func:`bidding.submissions.settle`: the tender lock, status *and* clock, the bid, the log entry,
-   the receipt (as for the resumable path).
+1. :func:`precheck`, before any byte of the body is read: bidder, lot, status and clock, size, hash;
+2. :func:`bidding.sealed_checks.check_whole`, no lock and no row: the envelope's structure, context,
+   recipients, signature and hash, then the envelope written once into the content-addressed store
+   (fsynced);
+3. one transaction under the tender lock (:func:`bidding.submissions.accept`): status *and* clock, the
+   upload row (finalized), the bid, the log entry, the receipt and the audit record.
 
-A refused envelope is recorded as for the resumable path (the upload ``failed`` with its reason,
-``bid.upload.start`` then ``bid.upload.refused``), and nothing is kept of its bytes. A crash after step
-1 leaves a ``finalizing`` upload whose envelope is stored: ``POST /api/uploads/{id}/finalize`` completes
-it, and at the deadline it counts as withdrawn like any unfinished upload. A crash during step 1 leaves
-no row (at most an unreferenced blob in the content-addressed store).
+A crash anywhere leaves no row (at most an unreferenced envelope in the content-addressed store). A
+refused envelope is recorded as a failed upload with its reason and a ``bid.upload.refused`` audit
+record (``bid.upload.withdrawn`` when the deadline passed meanwhile), and nothing is kept of its bytes.
 """
 
 from __future__ import annotations
 
+import secrets
+
+from bidding.errors import DeadlinePassed
 from bidding.models import Lot, Tender
-from bidding.sealed_checks import CheckedEnvelope, check_envelope
-from bidding.sealed_models import BidUpload, TenderLog, UploadStatus
-from bidding.submissions import Submitted, abandon, check_new_upload, open_upload, record_start, settle
+from bidding.sealed_bundle import bundle
+from bidding.sealed_checks import check_whole, lock_tender
+from bidding.sealed_models import BidUpload, UploadStatus
+from bidding.submissions import Submitted, accept, check_new_upload, refusal_summary
+from core import audit
 from core.actor import Actor
-from core.db import db
+from core.clock import now
+from core.db import commit_keeping_loaded, db
 from core.errors import DomainError
 
-__all__ = ["precheck", "receive_whole", "submit_whole"]
+__all__ = ["precheck", "submit_whole"]
 
 
-def precheck(actor: Actor, tender: Tender, lot: Lot, *, size: int, sha256: str) -> None:
-    """The refusals that need no byte of the envelope (bidder, lot, deadline, size, hash format)."""
-    check_new_upload(actor, tender, lot, size=size, sha256=sha256)
+def precheck(actor: Actor, tender: Tender, lot: Lot, *, size: int, sha256: str) -> str:
+    """The refusals that need no byte of the envelope (bidder, lot, deadline, size, hash format).
 
-
-def receive_whole(actor: Actor, tender: Tender, lot: Lot, *, sha256: str, data: bytes) -> tuple[BidUpload,
-                                                                                                CheckedEnvelope]:
-    """Step 1 (flushes, does not commit): the checked envelope stored and its frozen upload.
-
-    A refusal of the envelope itself is recorded on the upload (failed, with its audit records) in this
-    transaction before it is raised: the caller commits that record, as the resumable finalize does.
+    Returns the SHA-256 normalised.
     """
-    upload = open_upload(actor, tender, lot, size=len(data), sha256=sha256, status=UploadStatus.FINALIZING)
+    return check_new_upload(actor, tender, lot, size=size, sha256=sha256)
+
+
+def _upload(actor: Actor, tender_id: int, lot_id: int, *, size: int, sha256: str, status: UploadStatus,
+            add: bool = True) -> BidUpload:
+    at = now()
+    upload = BidUpload(id=secrets.token_hex(16), tender_id=tender_id, lot_id=lot_id,
+                       organisation_id=actor.organisation_id, person_id=actor.person_id, declared_size=size,
+                       declared_sha256=sha256, received_bytes=size, status=status, created_at=at, updated_at=at)
+    if add:
+        db.session.add(upload)
+    return upload
+
+
+def submit_whole(actor: Actor, tender: Tender, lot: Lot, *, sha256: str, data: bytes) -> Submitted:
+    """Check, store and accept a whole envelope (this commits); return the receipt bundle.
+
+    ``tender`` and ``lot`` as the precheck read them: the tender is read again under its lock.
+    """
+    tender_id, lot_id, lot_code = tender.id, lot.id, lot.code
     try:
-        checked = check_envelope(actor, upload, data)
+        checked = check_whole(actor, tender, lot, data, sha256)
+        commit_keeping_loaded()  # end the reads: the tender lock must come first in the next transaction
+        tender = lock_tender(tender_id)  # read again, as is the log (accept)
+        upload = _upload(actor, tender_id, lot_id, size=len(data), sha256=sha256, status=UploadStatus.FINALIZING,
+                         add=False)  # added with its bid (one INSERT)
+        accepted = accept(actor, tender, upload, checked)
+        commit_keeping_loaded()  # the answer is built from what was just written, not read again
     except DomainError as exc:
-        record_start(actor, upload, lot)
-        abandon(actor, upload.id, exc)
+        db.session.rollback()
+        _record_refusal(actor, tender_id, lot_id, lot_code, size=len(data), sha256=sha256, error=exc)
+        db.session.commit()
         raise
-    record_start(actor, upload, lot)  # last: the audit chain's head stays locked until the commit
-    return upload, checked
+    return bundle(accepted.bid, accepted.commitment, accepted.entry, accepted.previous_head_size,
+                  frontier_before=accepted.frontier_before)
 
 
-def submit_whole(actor: Actor, tender: Tender, lot: Lot, *, sha256: str, data: bytes) -> tuple[Submitted, bool]:
-    """Both steps (this commits twice); return the receipt bundle as finalize does."""
-    try:
-        upload, checked = receive_whole(actor, tender, lot, sha256=sha256, data=data)
-    except DomainError:
-        db.session.commit()  # keeps a refused envelope's upload and audit records (nothing else was written)
-        raise
-    db.session.commit()  # step 2 takes the tender lock first, in a fresh transaction
-    for row in list(db.session.identity_map.values()):  # the log row is read again under the lock, never reused
-        if isinstance(row, TenderLog):
-            db.session.expire(row)
-    return settle(actor, upload, checked)
-
+def _record_refusal(actor: Actor, tender_id: int, lot_id: int, lot_code: str, *, size: int, sha256: str,
+                    error: DomainError) -> None:
+    """A refused whole envelope: the failed upload (withdrawn when the deadline passed) and why, audited."""
+    late = isinstance(error, DeadlinePassed)
+    upload = _upload(actor, tender_id, lot_id, size=size, sha256=sha256,
+                     status=UploadStatus.WITHDRAWN if late else UploadStatus.FAILED)
+    code, message = refusal_summary(error)
+    upload.failure_code, upload.failure_message, upload.finished_at = code, message, upload.created_at
+    db.session.flush()
+    summary = {"upload": upload.id, "lot": lot_code, "size": size, "sha256": sha256, "code": code, "reason": message}
+    if actor.device:
+        summary["device"] = actor.device
+    audit.record(actor, "bid.upload.withdrawn" if late else "bid.upload.refused", "tender", tender_id, summary)

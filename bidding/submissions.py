@@ -51,7 +51,7 @@ from bidding.sealed_errors import (
     UploadNotFound,
     UploadTooLarge,
 )
-from bidding.sealed_models import Bid, BidderCommitment, BidUpload, UploadStatus
+from bidding.sealed_models import Bid, BidderCommitment, BidUpload, TenderLog, UploadStatus
 from bidding.sealed_rules import chunk_plan, context_refusal, expected_context
 from core import audit
 from core.actor import Actor
@@ -232,35 +232,48 @@ def next_version(lot_id: int, organisation_id: int) -> int:
 
 @dataclass(frozen=True)
 class _Accepted:
-    """What step 3 decided under the lock; the proofs are computed from it after the commit."""
+    """What step 3 decided under the lock; the proofs follow from it without reading earlier leaves."""
 
     bid: Bid
     commitment: BidderCommitment
     entry: bytes
     previous_head_size: int | None
+    frontier_before: list[bytes]  # the log's compact range just before the bid's entry: its inclusion proof
 
 
 def complete(actor: Actor, upload: BidUpload, checked: CheckedEnvelope) -> _Accepted | Submitted:
     """Step 3, under the tender lock: deadline by status and clock, version, bid, log entry, receipt.
 
     The critical section is kept to a few statements: everything that does not decide the order or the
-    deadline cut (certificates, the bidder's commitment, the envelope check) happened in step 2, and
-    the proofs are read after the commit (:func:`finalize`).
+    deadline cut (certificates, the envelope check) happened in step 2, and the proofs need no read of
+    the log's leaves (:func:`accept`).
     """
     tender = lock_tender(upload.tender_id)
     upload = lock_upload(upload.id)
     if upload.status == UploadStatus.FINALIZED:
         return submitted(upload.bid)
     _require_active(upload, finalizing_ok=True)
+    return accept(actor, tender, upload, checked)
+
+
+def accept(actor: Actor, tender: Tender, upload: BidUpload, checked: CheckedEnvelope) -> _Accepted:
+    """The bid of a checked envelope, with the tender locked by the caller (:func:`lock_tender`).
+
+    ``upload`` is the locked upload of the resumable path, or the new row of a submission in one request
+    (added and flushed here with the bid). The log row and the bidder's earlier bids are read again under
+    the lock, never taken from the session as they were.
+    """
     at = now()  # the receipt's time: taken under the lock
-    _log = require_open_for_bids(tender, at)  # held: the session keeps only weak references, appends reuse it
+    _log = db.session.get(TenderLog, tender.id, populate_existing=True)  # held: appends reuse it
+    require_open_for_bids(tender, at)
     earlier = list(db.session.scalars(select(Bid).where(Bid.lot_id == upload.lot_id,
-                                                        Bid.organisation_id == upload.organisation_id)))
+                                                        Bid.organisation_id == upload.organisation_id)
+                                      .execution_options(populate_existing=True)))
     version = max((b.version for b in earlier), default=0) + 1
     refusal = context_refusal(expected_context(tender.code, checked.lot_code, checked.uscc, version), checked.context)
     if refusal is not None:
         raise refused(refusal)
-    commitment = checked.commitment
+    commitment = translog.commitment_for(tender, upload.organisation_id, checked.uscc)
     previous = next((b for b in earlier if b.is_current), None)
     last = next((b for b in earlier if b.version == version - 1), None)
     previous_head_size = (last.withdrawal_head_size or last.head_size) if last is not None else None
@@ -273,6 +286,7 @@ def complete(actor: Actor, upload: BidUpload, checked: CheckedEnvelope) -> _Acce
         entry = log_entry("replacement", tender=tender.code, replaces_sha256=previous.envelope_sha256, **fields)
     else:
         entry = log_entry("submission", tender=tender.code, **fields)
+    frontier_before = translog.frontier(tender)
     index = translog.append(tender, entry)
     head, head_doc = translog.sign_head(tender, at, appended=True)
     receipt = issue_receipt(tender_code=tender.code, lot_code=checked.lot_code, bidder=commitment.commitment,
@@ -282,15 +296,18 @@ def complete(actor: Actor, upload: BidUpload, checked: CheckedEnvelope) -> _Acce
               organisation_id=upload.organisation_id, submitted_by_id=actor.person_id,
               signer_certificate_id=checked.certificate_id, version=version, envelope_sha256=checked.sha256,
               envelope_size=checked.size, received_at=at, is_current=True, log_index=index,
-              head_size=head.tree_size, receipt=receipt.to_json().decode())
+              head_size=head.tree_size, receipt=receipt.to_json().decode(),
+              tender=tender, lot=db.session.get(Lot, upload.lot_id))  # as loaded: the answer names both
     upload.status, upload.bid, upload.finished_at, upload.updated_at = UploadStatus.FINALIZED, bid, at, at
-    db.session.add(bid)
+    db.session.add_all((bid, upload))
     db.session.flush()
-    audit.record(actor, "bid.replace" if previous else "bid.submit", "tender", tender.id, {
-        "lot": checked.lot_code, "bid": bid.public_id, "version": version, "sha256": checked.sha256,
-        "size": checked.size, "log_index": index, "upload": upload.id,
-        "replaces": previous.public_id if previous else None})
-    return _Accepted(bid, commitment, entry, previous_head_size)
+    summary = {"lot": checked.lot_code, "bid": bid.public_id, "version": version, "sha256": checked.sha256,
+               "size": checked.size, "log_index": index, "upload": upload.id,
+               "replaces": previous.public_id if previous else None}
+    if actor.device:  # where the bid came from: evidence for the collusion screens (条例 §40, same device)
+        summary["device"] = actor.device
+    audit.record(actor, "bid.replace" if previous else "bid.submit", "tender", tender.id, summary)
+    return _Accepted(bid, commitment, entry, previous_head_size, frontier_before)
 
 
 def finalize(actor: Actor, upload: BidUpload) -> tuple[Submitted, bool]:
@@ -321,7 +338,8 @@ def settle(actor: Actor, upload: BidUpload, checked: CheckedEnvelope) -> tuple[S
         _refuse(actor, upload_id, exc)
     if isinstance(result, Submitted):
         return result, False
-    return bundle(result.bid, result.commitment, result.entry, result.previous_head_size), True
+    return bundle(result.bid, result.commitment, result.entry, result.previous_head_size,
+                  frontier_before=result.frontier_before), True
 
 
 def _refuse(actor: Actor, upload_id: str, exc: DomainError) -> NoReturn:
@@ -340,8 +358,7 @@ def abandon(actor: Actor, upload_id: str, error: Exception) -> None:
     if not late and isinstance(error, UploadClosed):
         return
     upload.status = UploadStatus.WITHDRAWN if late else UploadStatus.FAILED
-    upload.failure_code = getattr(error, "code", "error")[:40]
-    message = error.to_dict()["message"] if hasattr(error, "to_dict") else str(error)
+    upload.failure_code, message = refusal_summary(error)
     upload.failure_message = message
     upload.finished_at = upload.updated_at = now()
     db.session.flush()
@@ -349,6 +366,12 @@ def abandon(actor: Actor, upload_id: str, error: Exception) -> None:
     after_commit(lambda: spool.discard(uid))
     audit.record(actor, "bid.upload.withdrawn" if late else "bid.upload.refused", "tender", upload.tender_id,
                  {"upload": uid, "code": upload.failure_code, "reason": message})
+
+
+def refusal_summary(error: Exception) -> tuple[str, str]:
+    """An upload's failure code (at most 40 characters) and the message the bidder was given."""
+    message = error.to_dict()["message"] if hasattr(error, "to_dict") else str(error)
+    return getattr(error, "code", "error")[:40], message
 
 
 @dataclass(frozen=True)
@@ -373,7 +396,7 @@ def withdraw(actor: Actor, tender: Tender, lot: Lot) -> Withdrawn:
     bid = current_bid(lot.id, actor.organisation_id)
     if bid is None:
         raise NoBid()
-    commitment = translog.commitment_for(tender, bid.organisation)
+    commitment = translog.commitment_for(tender, bid.organisation_id, bid.organisation.uscc)
     translog.pad(tender, at)
     bid.is_current, bid.withdrawn_at = False, at
     index = translog.append_event(tender, "withdrawal", lot=lot.code, bidder=commitment.commitment,

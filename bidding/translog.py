@@ -27,7 +27,6 @@ from bidding.models import Tender
 from bidding.receipts import epoch_ms, key_id_hex, log_key
 from bidding.sealed_models import BidderCommitment, LogEntry, TenderLog, TreeHead
 from core.db import db
-from core.identity.models import Organisation
 from crypto import merkle
 from crypto.receipt import SignedDocument, log_entry, parse_log_entry, sign_tree_head
 
@@ -54,20 +53,20 @@ def commitment_of(salt_hex: str, uscc: str) -> str:
     return hashlib.sha256(COMMITMENT_DOMAIN + bytes.fromhex(salt_hex) + uscc.encode("ascii")).hexdigest()
 
 
-def commitment_for(tender: Tender, organisation: Organisation) -> BidderCommitment:
+def commitment_for(tender: Tender, organisation_id: int, uscc: str) -> BidderCommitment:
     """The organisation's commitment in this tender, made on its first bid (race-safe: first insert wins)."""
     def find() -> BidderCommitment | None:
         return db.session.scalar(select(BidderCommitment).where(BidderCommitment.tender_id == tender.id,
-                                                                BidderCommitment.organisation_id == organisation.id))
+                                                                BidderCommitment.organisation_id == organisation_id))
 
     row = find()
     if row is None:
         salt = secrets.token_hex(16)
         insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        db.session.execute(insert(BidderCommitment).values(
-            tender_id=tender.id, organisation_id=organisation.id, salt=salt,
-            commitment=commitment_of(salt, organisation.uscc)).on_conflict_do_nothing())
-        row = find()
+        row = db.session.scalar(insert(BidderCommitment).values(
+            tender_id=tender.id, organisation_id=organisation_id, salt=salt,
+            commitment=commitment_of(salt, uscc)).on_conflict_do_nothing().returning(BidderCommitment))
+        row = row or find()  # another transaction's insert won
     return row
 
 
@@ -80,6 +79,12 @@ def _frontier(log: TenderLog) -> list[bytes]:
         return frontier
     raw = bytes(log.frontier)
     return [raw[i:i + merkle.HASH_SIZE] for i in range(0, len(raw), merkle.HASH_SIZE)]
+
+
+def frontier(tender: Tender) -> list[bytes]:
+    """The log's compact range as it is now in this transaction (empty before the first entry)."""
+    log = db.session.get(TenderLog, tender.id)
+    return _frontier(log) if log is not None else []
 
 
 def append(tender: Tender, entry: bytes) -> int:

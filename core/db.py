@@ -106,6 +106,21 @@ def install_database_guards(engine: Engine) -> None:
         guard(engine)
 
 
+def commit_keeping_loaded() -> None:
+    """Commit without expiring what the session holds: answer from the objects as just written.
+
+    Only for a request's last commit, whose objects are not read for any later decision: their
+    attributes are not refreshed from the database afterwards.
+    """
+    session = db.session()
+    keep = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = keep
+
+
 def enum_type(enum_cls: type[enum.Enum], length: int = 32) -> Enum:
     """A portable enum column stored as its lower-case value (VARCHAR plus CHECK), not the member name."""
     return Enum(enum_cls, native_enum=False, length=length, values_callable=lambda e: [m.value for m in e])

@@ -59,6 +59,15 @@ def frontier_root(frontier: Sequence[bytes]) -> bytes:
     return node
 
 
+def last_leaf_inclusion_proof(frontier: Sequence[bytes]) -> list[bytes]:
+    """The audit path (leaf to root) of a leaf appended to the tree whose compact range is ``frontier``.
+
+    In the tree of ``n + 1`` leaves, the path of leaf ``n`` is exactly the roots of the perfect subtrees
+    of the first ``n`` leaves, smallest first (RFC 6962 §2.1.1 with ``m = n``): no earlier leaf is read.
+    """
+    return [bytes(h) for h in reversed(frontier)]
+
+
 def root_hash(leaf_hashes: Iterable[bytes]) -> bytes:
     """Tree head of the given leaf hashes, by a compact range built in one pass."""
     frontier: list[bytes] = []

@@ -317,11 +317,13 @@ class CertificateRefused(ValidationFailed):
 
 
 def verify_certificate(cert_pem: bytes | str, *, ca_certificate: x509.Certificate | None = None,
-                       at: datetime | None = None) -> Certificate:
+                       at: datetime | None = None, record: Certificate | None = None) -> Certificate:
     """Check a presented certificate and return its platform record; raise :class:`CertificateRefused`.
 
     Checks: the chain to the platform CA (signature, CA constraints), validity at ``at`` (default now),
     KeyUsage digitalSignature, that the platform issued it (its record exists) and that it is not revoked.
+    ``record``: the certificate's row as the caller just read it (used when its fingerprint matches,
+    instead of reading it again).
     """
     data = cert_pem.encode() if isinstance(cert_pem, str) else cert_pem
     try:
@@ -344,7 +346,10 @@ def verify_certificate(cert_pem: bytes | str, *, ca_certificate: x509.Certificat
     except verification.VerificationError:
         raise CertificateRefused(_l("The certificate was not issued by this platform's CA, or is not fit for "
                                     "signing."), code="certificate_untrusted") from None
-    row = db.session.execute(select(Certificate).where(Certificate.fingerprint_sha256 == fingerprint(cert))).scalar()
+    print_ = fingerprint(cert)
+    row = record if record is not None and record.fingerprint_sha256 == print_ else None
+    if row is None:
+        row = db.session.execute(select(Certificate).where(Certificate.fingerprint_sha256 == print_)).scalar()
     if row is None:
         raise CertificateRefused(_l("The platform has no record of this certificate."), code="certificate_unknown")
     if row.revoked_at is not None:

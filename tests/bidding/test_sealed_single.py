@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bidding import sealed_single, submissions
-from bidding.errors import DeadlinePassed
 from bidding.models import Lot, Tender
 from bidding.sealed_models import Bid, BidUpload, LogEntry, UploadStatus
 from bidding.sealed_spool import spool_dir
+from core.audit import AuditEvent
 from core.clock import clock
 from core.db import db
 from core.storage import default_store
@@ -66,11 +66,13 @@ def test_one_request_gives_the_same_receipt_entry_and_audit_as_the_resumable_pat
     assert spooled() == []  # straight into the store
     upload = db.session.scalars(select(BidUpload)).one()
     assert upload.status == UploadStatus.FINALIZED and upload.bid.public_id == data["bid"]["id"]
-    mine = actions(tender.id)
-    assert mine[-2:] == ["bid.upload.start", "bid.submit"]
-    # the resumable path of another bidder writes the same records
+    before = len(actions(tender.id))
+    # the resumable path of another bidder records the start of its upload, then the same bid.submit
     assert submit(other.client, tender, lot, kit.seal(tender, lot, other)).status_code == 201
-    assert actions(tender.id)[-2:] == ["bid.upload.start", "bid.submit"]
+    assert actions(tender.id)[before - 1:] == ["bid.submit", "bid.upload.start", "bid.submit"]
+    submits = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "bid.submit")
+                                 .order_by(AuditEvent.seq)).all()
+    assert submits[0].summary["upload"] == upload.id and submits[0].summary["bid"] == data["bid"]["id"]
     # the uploads list and the bid pages see it as any other bid
     my = one.client.get(f"/api/my/bids?tender_id={tender.id}").get_json()
     assert my[0]["current"]["id"] == data["bid"]["id"] and my[0]["next_bid_version"] == 2
@@ -153,7 +155,10 @@ def test_a_refused_envelope_is_recorded_as_failed_and_nothing_else_changes(kit, 
     assert error["code"] == code
     upload = db.session.scalars(select(BidUpload)).one()
     assert upload.status == UploadStatus.FAILED and upload.failure_code == code
-    assert actions(tender.id)[-2:] == ["bid.upload.start", "bid.upload.refused"]
+    assert actions(tender.id)[-1] == "bid.upload.refused"
+    event = db.session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc()).limit(1)).one()
+    assert event.summary["upload"] == upload.id and event.summary["code"] == code
+    assert event.summary["size"] == len(envelope) and event.summary["lot"] == target.code
     state = bidder.client.get(f"/api/uploads/{upload.id}").get_json()
     assert state["status"] == "failed" and state["failure_code"] == code
 
@@ -203,71 +208,48 @@ def test_after_the_deadline_nothing_is_taken(kit):
     assert "submission" not in kinds
 
 
-def test_the_clock_at_the_lock_decides_even_if_the_envelope_was_checked_in_time(kit):
+def test_the_clock_at_the_lock_decides_even_if_the_envelope_was_checked_in_time(kit, monkeypatch):
     tender = kit.tender()
     lot, bidder = lot_of(tender), kit.bidder()
     envelope = kit.seal(tender, lot, bidder)
-    upload, _checked = sealed_single.receive_whole(bidder.actor, tender, lot,
-                                                   sha256=hashlib.sha256(envelope).hexdigest(), data=envelope)
-    db.session.commit()
-    upload_id = upload.id
-    clock.freeze(tender.bid_deadline_at)  # the deadline instant arrives between the two steps
-    with pytest.raises(DeadlinePassed):
-        submissions.settle(bidder.actor, db.session.get(BidUpload, upload_id), _checked)
+    deadline = tender.bid_deadline_at
+    real_lock = sealed_single.lock_tender
+
+    def lock_at_the_deadline(tender_id):  # the deadline instant arrives between the check and the lock
+        clock.freeze(deadline)
+        return real_lock(tender_id)
+
+    monkeypatch.setattr(sealed_single, "lock_tender", lock_at_the_deadline)
+    response = whole(bidder.client, tender, lot, envelope)
+    assert response.status_code == 422 and response.get_json()["code"] == "deadline_passed"
     db.session.expire_all()
-    assert db.session.get(BidUpload, upload_id).status == UploadStatus.WITHDRAWN
+    upload = db.session.scalars(select(BidUpload)).one()
+    assert upload.status == UploadStatus.WITHDRAWN and upload.failure_code == "deadline_passed"
     assert db.session.scalar(select(func.count()).select_from(Bid)) == 0
     assert actions(tender.id)[-1] == "bid.upload.withdrawn"
 
 
-def test_a_crash_between_the_steps_leaves_a_finalizing_upload_that_finalize_completes(kit):
+def test_a_crash_before_the_commit_leaves_no_row_no_entry_and_no_record(kit, monkeypatch):
     tender = kit.tender()
     lot, bidder = lot_of(tender), kit.bidder()
     envelope = kit.seal(tender, lot, bidder)
-    sha = hashlib.sha256(envelope).hexdigest()
-    log_before = counts(tender)[0]
-    upload, _checked = sealed_single.receive_whole(bidder.actor, tender, lot, sha256=sha, data=envelope)
-    db.session.commit()  # step 1 committed; the process dies before step 2
-    upload_id = upload.id
-    db.session.expire_all()
-    assert counts(tender)[:2] == (log_before, 0)
-    state = bidder.client.get(f"/api/uploads/{upload_id}").get_json()
-    assert state["status"] == "finalizing" and state["bid_id"] is None
-    response = finalize(bidder.client, upload_id)  # the bidder (or its client) finishes it
+    log_before, actions_before = counts(tender)[0], actions(tender.id)
+
+    def crash():
+        raise RuntimeError("the process dies before the commit")
+
+    monkeypatch.setattr(sealed_single, "commit_keeping_loaded", crash)
+    with pytest.raises(RuntimeError):
+        sealed_single.submit_whole(bidder.actor, tender, lot, sha256=hashlib.sha256(envelope).hexdigest(),
+                                   data=envelope)
+    db.session.rollback()
+    assert counts(tender) == (log_before, 0, 0)
+    assert actions(tender.id) == actions_before and spooled() == []
+    monkeypatch.undo()  # a retry goes through as if nothing had happened (the stored envelope is reused)
+    tender, lot = db.session.get(Tender, tender.id), db.session.get(Lot, lot.id)
+    response = whole(bidder.client, tender, lot, envelope)
     assert response.status_code == 201, response.get_json()
     check_receipt(bidder.client, response.get_json(), envelope)
-    assert actions(tender.id)[-2:] == ["bid.upload.start", "bid.submit"]
-
-
-def test_a_crash_inside_the_first_step_leaves_no_row_and_no_spool(kit):
-    tender = kit.tender()
-    lot, bidder = lot_of(tender), kit.bidder()
-    envelope = kit.seal(tender, lot, bidder)
-    actions_before = actions(tender.id)
-    sealed_single.receive_whole(bidder.actor, tender, lot, sha256=hashlib.sha256(envelope).hexdigest(),
-                                data=envelope)
-    db.session.rollback()  # the process dies before the commit
-    assert counts(tender)[1:] == (0, 0)
-    assert actions(tender.id) == actions_before and spooled() == []
-    # a retry goes through as if nothing had happened
-    tender, lot = db.session.get(Tender, tender.id), db.session.get(Lot, lot.id)
-    assert whole(bidder.client, tender, lot, envelope).status_code == 201
-
-
-def test_a_late_retry_after_a_crash_between_the_steps_counts_as_withdrawn_at_closing(kit):
-    tender = kit.tender()
-    lot, bidder = lot_of(tender), kit.bidder()
-    envelope = kit.seal(tender, lot, bidder)
-    upload, _ = sealed_single.receive_whole(bidder.actor, tender, lot, sha256=hashlib.sha256(envelope).hexdigest(),
-                                            data=envelope)
-    db.session.commit()
-    upload_id = upload.id
-    past_deadline(tender, clock, timedelta(milliseconds=1))
-    response = finalize(bidder.client, upload_id)
-    assert response.status_code == 422 and response.get_json()["code"] in ("upload_withdrawn", "deadline_passed")
-    db.session.expire_all()
-    assert db.session.get(BidUpload, upload_id).status == UploadStatus.WITHDRAWN
-    assert db.session.scalar(select(func.count()).select_from(Bid)) == 0
 
 
 def test_openapi_documents_the_endpoint(app):

@@ -204,3 +204,15 @@ def test_frontier_matches_the_tree_at_every_size():
 def test_frontier_of_the_wrong_size_is_refused():
     with pytest.raises(MerkleError, match="3 leaves has 2 hashes, not 1"):
         merkle.frontier_append([b"\x00" * 32], 3, b"\x01" * 32)
+
+
+def test_the_last_leaf_path_comes_from_the_frontier_before_it():
+    tree, frontier = merkle.MerkleTree(), []
+    for size in range(300):
+        entry = f"entry {size}".encode()
+        path = merkle.last_leaf_inclusion_proof(frontier)
+        leaf = merkle.leaf_hash(entry)
+        tree.append(entry)
+        assert path == tree.inclusion_proof(size, size + 1)
+        merkle.verify_inclusion(leaf, size, size + 1, path, tree.root())  # raises when wrong
+        frontier = merkle.frontier_append(frontier, size, leaf)
