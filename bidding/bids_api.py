@@ -7,6 +7,8 @@ envelope is read. The contract, with examples and error codes, is docs/bids-api.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from flask import request
 from flask.views import MethodView
 from flask_babel import lazy_gettext as _l
@@ -14,6 +16,7 @@ from flask_login import current_user
 from flask_smorest import Blueprint
 
 from bidding import opening_key, sealed_queries, sealed_single, submissions, translog
+from bidding import sealed_spool as spool
 from bidding.bids_schemas import (
     ActingQuerySchema,
     ConsistencyQuerySchema,
@@ -214,25 +217,25 @@ class WholeBid(MethodView):
         lot = _lot(tender, lot_id)
         sha256 = sealed_single.precheck(actor, tender, lot, size=size, sha256=args["sha256"])  # before any byte
         commit_keeping_loaded()  # no database connection is held while the body arrives
-        data = _read_body(size)
-        result = sealed_single.submit_whole(actor, tender, lot, sha256=sha256, data=data)
+        incoming, received = spool.write_incoming(_body(size))
+        if received != size:
+            spool.drop_incoming(incoming)
+            raise ValidationFailed(fields={"body": [_l("The body ended after %(got)s of the %(size)s bytes its "
+                                                      "Content-Length announced; send the envelope again.",
+                                                      got=received, size=size)]})
+        result = sealed_single.submit_whole(actor, tender, lot, sha256=sha256, incoming=incoming, size=size)
         return _finalized(result), 201
 
 
-def _read_body(size: int) -> bytes:
-    """The request body of ``size`` bytes (its Content-Length), in few large reads; short means refused."""
-    parts, got = [], 0
-    while got < size:
-        part = request.stream.read(size - got)
+def _body(size: int) -> Iterator[bytes]:
+    """The request body of ``size`` bytes (its Content-Length), in pieces of at most 1 MiB."""
+    remaining = size
+    while remaining:
+        part = request.stream.read(min(spool.READ_CHUNK, remaining))
         if not part:
-            break
-        parts.append(part)
-        got += len(part)
-    if got != size:
-        raise ValidationFailed(fields={"body": [_l("The body ended after %(got)s of the %(size)s bytes its "
-                                                  "Content-Length announced; send the envelope again.",
-                                                  got=got, size=size)]})
-    return parts[0] if len(parts) == 1 else b"".join(parts)
+            return
+        remaining -= len(part)
+        yield part
 
 
 @blp.route("/tenders/<int:tender_id>/lots/<int:lot_id>/withdraw")

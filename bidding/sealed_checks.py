@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -151,13 +152,15 @@ def check_envelope(actor: Actor, upload: BidUpload) -> CheckedEnvelope:
     return checked
 
 
-def check_whole(actor: Actor, tender: Tender, lot: Lot, data: bytes, sha256: str) -> CheckedEnvelope:
+def check_whole(actor: Actor, tender: Tender, lot: Lot, incoming: Path, size: int, sha256: str) -> CheckedEnvelope:
     """The checks of :func:`check_envelope` on an envelope received in one request (no lock, no row).
 
-    Nothing of it is on disk before it verifies; then it is written once into the store, fsynced.
+    ``incoming``: the body as written by :func:`bidding.sealed_spool.write_incoming`; once it verifies it
+    is moved into the store, fsynced (the caller drops it otherwise).
     """
-    checked = _verify(actor, tender, lot, io.BytesIO(data), len(data), sha256)
-    spool.store_whole(data, checked.sha256)
+    with open(incoming, "rb") as source:
+        checked = _verify(actor, tender, lot, source, size, sha256)
+    spool.keep_incoming(incoming, checked.sha256)
     return checked
 
 

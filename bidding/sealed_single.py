@@ -6,13 +6,15 @@ server runs the same checks, writes the same log entry, receipt and ``bid.submit
 keeps the same deadline rules, in one transaction:
 
 1. :func:`precheck`, before any byte of the body is read: bidder, lot, status and clock, size, hash;
-2. :func:`bidding.sealed_checks.check_whole`, no lock and no row: the envelope's structure, context,
-   recipients, signature and hash, then the envelope written once into the content-addressed store
-   (fsynced);
+2. the body written as it arrives, in pieces of at most 1 MiB, to a file beside the store
+   (:func:`bidding.sealed_spool.write_incoming`: memory stays bounded), then
+   :func:`bidding.sealed_checks.check_whole`, no lock and no row: the envelope's structure, context,
+   recipients, signature and hash; the file is then fsynced and renamed into the content-addressed store;
 3. one transaction under the tender lock (:func:`bidding.submissions.accept`): status *and* clock, the
    upload row (finalized), the bid, the log entry, the receipt and the audit record.
 
-A crash anywhere leaves no row (at most an unreferenced envelope in the content-addressed store). A
+A crash anywhere leaves no row (at most an unreferenced envelope in the content-addressed store, or an
+incoming file beside it). A
 refused envelope is recorded as a failed upload with its reason and a ``bid.upload.refused`` audit
 record (``bid.upload.withdrawn`` when the deadline passed meanwhile), and nothing is kept of its bytes.
 """
@@ -20,7 +22,9 @@ record (``bid.upload.withdrawn`` when the deadline passed meanwhile), and nothin
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 
+from bidding import sealed_spool as spool
 from bidding.errors import DeadlinePassed
 from bidding.models import Lot, Tender
 from bidding.sealed_bundle import bundle
@@ -55,25 +59,29 @@ def _upload(actor: Actor, tender_id: int, lot_id: int, *, size: int, sha256: str
     return upload
 
 
-def submit_whole(actor: Actor, tender: Tender, lot: Lot, *, sha256: str, data: bytes) -> Submitted:
+def submit_whole(actor: Actor, tender: Tender, lot: Lot, *, sha256: str, incoming: Path, size: int) -> Submitted:
     """Check, store and accept a whole envelope (this commits); return the receipt bundle.
 
-    ``tender`` and ``lot`` as the precheck read them: the tender is read again under its lock.
+    ``incoming``: the body as :func:`bidding.sealed_spool.write_incoming` wrote it, ``size`` bytes; it is
+    moved into the store once it verifies and removed in every other case. ``tender`` and ``lot`` as
+    the precheck read them: the tender is read again under its lock.
     """
     tender_id, lot_id, lot_code = tender.id, lot.id, lot.code
     try:
-        checked = check_whole(actor, tender, lot, data, sha256)
+        checked = check_whole(actor, tender, lot, incoming, size, sha256)
         commit_keeping_loaded()  # end the reads: the tender lock must come first in the next transaction
         tender = lock_tender(tender_id)  # read again, as is the log (accept)
-        upload = _upload(actor, tender_id, lot_id, size=len(data), sha256=sha256, status=UploadStatus.FINALIZING,
+        upload = _upload(actor, tender_id, lot_id, size=size, sha256=sha256, status=UploadStatus.FINALIZING,
                          add=False)  # added with its bid (one INSERT)
         accepted = accept(actor, tender, upload, checked)
         commit_keeping_loaded()  # the answer is built from what was just written, not read again
     except DomainError as exc:
         db.session.rollback()
-        _record_refusal(actor, tender_id, lot_id, lot_code, size=len(data), sha256=sha256, error=exc)
+        _record_refusal(actor, tender_id, lot_id, lot_code, size=size, sha256=sha256, error=exc)
         db.session.commit()
         raise
+    finally:
+        spool.drop_incoming(incoming)  # gone already once it is in the store
     return bundle(accepted.bid, accepted.commitment, accepted.entry, accepted.previous_head_size,
                   frontier_before=accepted.frontier_before)
 

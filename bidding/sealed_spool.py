@@ -11,12 +11,13 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
 from flask import current_app
 
-from core.storage import FileStore, default_store
+from core.storage import INCOMING_PREFIX, FileStore, default_store
 
 READ_CHUNK = 1 << 20
 
@@ -87,18 +88,35 @@ def open_source(upload_id: str, sha256_hex: str, store: FileStore | None = None)
     return store.open(sha256_hex) if store.exists(sha256_hex) else None
 
 
-def store_whole(data: bytes, sha256_hex: str, store: FileStore | None = None) -> Path:
-    """Write a verified envelope received in one request straight into the store, durably (no spool file)."""
+def write_incoming(chunks: Iterable[bytes], store: FileStore | None = None) -> tuple[Path, int]:
+    """Write an envelope received in one request to a new file beside the store; return it and its size.
+
+    The body is written as it arrives, piece by piece (memory stays bounded whatever the size), and is
+    not fsynced: :func:`keep_incoming` makes it durable once it has verified, :func:`drop_incoming`
+    removes it otherwise. Nothing is left behind if writing fails.
+    """
     store = store or default_store()
     store.root.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=store.root, prefix=".incoming-")
+    fd, tmp = tempfile.mkstemp(dir=store.root, prefix=INCOMING_PREFIX)
+    size = 0
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        return store.adopt_file(tmp, sha256_hex)  # fsyncs the file, renames it, fsyncs the directory
+        with os.fdopen(fd, "wb", buffering=0) as out:
+            for chunk in chunks:
+                out.write(chunk)
+                size += len(chunk)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return Path(tmp), size
+
+
+def keep_incoming(path: Path, sha256_hex: str, store: FileStore | None = None) -> Path:
+    """Move a verified incoming file into the store under its SHA-256: fsynced, renamed, directory fsynced."""
+    return (store or default_store()).adopt_file(path, sha256_hex)
+
+
+def drop_incoming(path: Path) -> None:
+    Path(path).unlink(missing_ok=True)
 
 
 def adopt(upload_id: str, sha256_hex: str, store: FileStore | None = None) -> Path:

@@ -14,6 +14,7 @@ from flask import current_app
 T = TypeVar("T")
 
 CHUNK = 1 << 20
+INCOMING_PREFIX = ".incoming-"  # files being written beside the store, renamed in once complete
 
 
 class FileStore:
@@ -32,7 +33,7 @@ class FileStore:
         self.root.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         size = 0
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=INCOMING_PREFIX)
         try:
             with os.fdopen(fd, "wb") as out:
                 chunks = iter(lambda: stream.read(CHUNK), b"") if hasattr(stream, "read") else stream

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bidding import sealed_single, submissions
+from bidding import sealed_single, sealed_spool, submissions
 from bidding.models import Lot, Tender
 from bidding.sealed_models import Bid, BidUpload, LogEntry, UploadStatus
 from bidding.sealed_spool import spool_dir
@@ -239,12 +239,13 @@ def test_a_crash_before_the_commit_leaves_no_row_no_entry_and_no_record(kit, mon
         raise RuntimeError("the process dies before the commit")
 
     monkeypatch.setattr(sealed_single, "commit_keeping_loaded", crash)
+    incoming, size = sealed_spool.write_incoming([envelope[:1000], envelope[1000:]])
     with pytest.raises(RuntimeError):
         sealed_single.submit_whole(bidder.actor, tender, lot, sha256=hashlib.sha256(envelope).hexdigest(),
-                                   data=envelope)
+                                   incoming=incoming, size=size)
     db.session.rollback()
     assert counts(tender) == (log_before, 0, 0)
-    assert actions(tender.id) == actions_before and spooled() == []
+    assert actions(tender.id) == actions_before and spooled() == [] and not incoming.exists()
     monkeypatch.undo()  # a retry goes through as if nothing had happened (the stored envelope is reused)
     tender, lot = db.session.get(Tender, tender.id), db.session.get(Lot, lot.id)
     response = whole(bidder.client, tender, lot, envelope)
@@ -258,3 +259,30 @@ def test_openapi_documents_the_endpoint(app):
     assert {"201", "413"} <= set(operation["responses"])
     assert any(p["name"] == "sha256" for p in operation["parameters"])
     assert "application/octet-stream" in operation["requestBody"]["content"]
+
+
+def incoming_files() -> list:
+    root = default_store().root
+    return [p for p in root.iterdir() if p.name.startswith(".incoming-")] if root.exists() else []
+
+
+def test_a_body_shorter_than_its_length_is_refused_and_leaves_nothing(kit, setup):
+    tender, lot, _, bidder = setup
+    envelope = kit.seal(tender, lot, bidder)
+    response = bidder.client.post(f"/api/tenders/{tender.id}/lots/{lot.id}/bids?sha256="
+                                  f"{hashlib.sha256(envelope).hexdigest()}", data=envelope,
+                                  headers={"Content-Type": "application/octet-stream"},
+                                  environ_overrides={"CONTENT_LENGTH": str(len(envelope) + 100)})
+    assert response.status_code in (400, 422), response.get_data(as_text=True)
+    assert counts(tender)[1:] == (0, 0) and incoming_files() == []
+
+
+def test_refused_and_accepted_envelopes_leave_no_incoming_file(kit, setup):
+    tender, lot, _, bidder = setup
+    envelope = bytearray(kit.seal(tender, lot, bidder))
+    envelope[len(envelope) // 2] ^= 0x01
+    assert whole(bidder.client, tender, lot, bytes(envelope)).status_code == 422
+    assert incoming_files() == []
+    good = kit.seal(tender, lot, bidder)
+    assert whole(bidder.client, tender, lot, good).status_code == 201
+    assert incoming_files() == [] and default_store().read_bytes(hashlib.sha256(good).hexdigest()) == good
