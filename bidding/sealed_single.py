@@ -10,8 +10,9 @@ keeps the same deadline rules, in one transaction:
    (:func:`bidding.sealed_spool.write_incoming`: memory stays bounded), then
    :func:`bidding.sealed_checks.check_whole`, no lock and no row: the envelope's structure, context,
    recipients, signature and hash; the file is then fsynced and renamed into the content-addressed store;
-3. one transaction under the tender lock (:func:`bidding.submissions.accept`): status *and* clock, the
-   upload row (finalized), the bid, the log entry, the receipt and the audit record.
+3. one transaction under the tender lock: status *and* clock, the upload row (finalized), the bid, the log
+   entry, the receipt and the audit record (:func:`bidding.submissions.accept_many`), shared with the
+   other envelopes waiting for the same tender in this process (:mod:`bidding.sealed_group`).
 
 A crash anywhere leaves no row (at most an unreferenced envelope in the content-addressed store, or an
 incoming file beside it). A
@@ -24,13 +25,17 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
 from bidding import sealed_spool as spool
 from bidding.errors import DeadlinePassed
 from bidding.models import Lot, Tender
 from bidding.sealed_bundle import bundle
-from bidding.sealed_checks import check_whole, lock_tender
-from bidding.sealed_models import BidUpload, UploadStatus
-from bidding.submissions import Submitted, accept, check_new_upload, refusal_summary
+from bidding.sealed_checks import check_whole
+from bidding.sealed_group import accept_in_group
+from bidding.sealed_models import Bid, BidderCommitment, BidUpload, UploadStatus
+from bidding.submissions import Incoming, Submitted, check_new_upload, refusal_summary
 from core import audit
 from core.actor import Actor
 from core.clock import now
@@ -70,11 +75,9 @@ def submit_whole(actor: Actor, tender: Tender, lot: Lot, *, sha256: str, incomin
     try:
         checked = check_whole(actor, tender, lot, incoming, size, sha256)
         commit_keeping_loaded()  # end the reads: the tender lock must come first in the next transaction
-        tender = lock_tender(tender_id)  # read again, as is the log (accept)
         upload = _upload(actor, tender_id, lot_id, size=size, sha256=sha256, status=UploadStatus.FINALIZING,
                          add=False)  # added with its bid (one INSERT)
-        accepted = accept(actor, tender, upload, checked)
-        commit_keeping_loaded()  # the answer is built from what was just written, not read again
+        outcome, own = accept_in_group(tender_id, Incoming(actor, upload, checked))
     except DomainError as exc:
         db.session.rollback()
         _record_refusal(actor, tender_id, lot_id, lot_code, size=size, sha256=sha256, error=exc)
@@ -82,8 +85,14 @@ def submit_whole(actor: Actor, tender: Tender, lot: Lot, *, sha256: str, incomin
         raise
     finally:
         spool.drop_incoming(incoming)  # gone already once it is in the store
-    return bundle(accepted.bid, accepted.commitment, accepted.entry, accepted.previous_head_size,
-                  frontier_before=accepted.frontier_before)
+    if own is not None:  # accepted by this thread: answer from the objects just written
+        return bundle(own.bid, own.commitment, own.entry, own.previous_head_size,
+                      frontier_before=own.frontier_before)
+    bid = db.session.scalar(select(Bid).where(Bid.public_id == outcome.bid_public_id)
+                            .options(joinedload(Bid.tender), joinedload(Bid.lot), joinedload(Bid.organisation)))
+    commitment = BidderCommitment(tender_id=tender_id, organisation_id=bid.organisation_id, salt=outcome.salt,
+                                  commitment=outcome.commitment)  # as stored; not added to the session
+    return bundle(bid, commitment, outcome.entry, outcome.previous_head_size, frontier_before=outcome.frontier_before)
 
 
 def _record_refusal(actor: Actor, tender_id: int, lot_id: int, lot_code: str, *, size: int, sha256: str,

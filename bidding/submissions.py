@@ -20,7 +20,9 @@ withdrawn. Confidentiality: nothing here tells a bidder whether other bidders ex
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import NoReturn
 
 from blinker import Namespace
@@ -231,7 +233,7 @@ def next_version(lot_id: int, organisation_id: int) -> int:
 
 
 @dataclass(frozen=True)
-class _Accepted:
+class AcceptedBid:
     """What step 3 decided under the lock; the proofs follow from it without reading earlier leaves."""
 
     bid: Bid
@@ -241,7 +243,7 @@ class _Accepted:
     frontier_before: list[bytes]  # the log's compact range just before the bid's entry: its inclusion proof
 
 
-def complete(actor: Actor, upload: BidUpload, checked: CheckedEnvelope) -> _Accepted | Submitted:
+def complete(actor: Actor, upload: BidUpload, checked: CheckedEnvelope) -> AcceptedBid | Submitted:
     """Step 3, under the tender lock: deadline by status and clock, version, bid, log entry, receipt.
 
     The critical section is kept to a few statements: everything that does not decide the order or the
@@ -256,33 +258,91 @@ def complete(actor: Actor, upload: BidUpload, checked: CheckedEnvelope) -> _Acce
     return accept(actor, tender, upload, checked)
 
 
-def accept(actor: Actor, tender: Tender, upload: BidUpload, checked: CheckedEnvelope) -> _Accepted:
+def accept(actor: Actor, tender: Tender, upload: BidUpload, checked: CheckedEnvelope) -> AcceptedBid:
     """The bid of a checked envelope, with the tender locked by the caller (:func:`lock_tender`).
 
     ``upload`` is the locked upload of the resumable path, or the new row of a submission in one request
-    (added and flushed here with the bid). The log row and the bidder's earlier bids are read again under
-    the lock, never taken from the session as they were.
+    (added and flushed here with the bid). Refusals are raised.
     """
-    at = now()  # the receipt's time: taken under the lock
+    result = accept_many(tender, [Incoming(actor, upload, checked)])[0]
+    if isinstance(result, DomainError):
+        raise result
+    return result
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """An envelope checked outside the lock, to become a bid: who sends it, its upload row, what was checked."""
+
+    actor: Actor
+    upload: BidUpload
+    checked: CheckedEnvelope
+
+
+def accept_many(tender: Tender, items: Sequence[Incoming]) -> list[AcceptedBid | DomainError]:
+    """Accept checked envelopes in order, with the tender locked by the caller, with one flush for all.
+
+    At most one envelope per bidder and lot (the caller groups them so). All take the same time, read
+    under the lock, for the deadline and their receipts. A refusal of them all (the deadline passed, the
+    tender no longer open) is raised; an envelope's own refusal (a context naming another version) is
+    returned in its place and nothing of it is written. The log row and the bidders' earlier bids are
+    read again under the lock, never taken from the session as they were.
+    """
+    at = now()  # the receipts' time: taken under the lock
     _log = db.session.get(TenderLog, tender.id, populate_existing=True)  # held: appends reuse it
     require_open_for_bids(tender, at)
-    earlier = list(db.session.scalars(select(Bid).where(Bid.lot_id == upload.lot_id,
-                                                        Bid.organisation_id == upload.organisation_id)
-                                      .execution_options(populate_existing=True)))
-    version = max((b.version for b in earlier), default=0) + 1
-    refusal = context_refusal(expected_context(tender.code, checked.lot_code, checked.uscc, version), checked.context)
-    if refusal is not None:
-        raise refused(refusal)
-    commitment = translog.commitment_for(tender, upload.organisation_id, checked.uscc)
-    previous = next((b for b in earlier if b.is_current), None)
-    last = next((b for b in earlier if b.version == version - 1), None)
+    organisations = {item.upload.organisation_id: item.checked.uscc for item in items}
+    earlier: dict[tuple[int, int], list[Bid]] = {}
+    for bid in db.session.scalars(select(Bid).where(Bid.tender_id == tender.id,
+                                                    Bid.organisation_id.in_(list(organisations)))
+                                  .execution_options(populate_existing=True)):
+        earlier.setdefault((bid.lot_id, bid.organisation_id), []).append(bid)
+    decided: list[tuple[Incoming, int, Bid | None, Bid | None] | DomainError] = []
+    for item in items:
+        theirs = earlier.get((item.upload.lot_id, item.upload.organisation_id), [])
+        version = max((b.version for b in theirs), default=0) + 1
+        refusal = context_refusal(expected_context(tender.code, item.checked.lot_code, item.checked.uscc, version),
+                                  item.checked.context)
+        if refusal is not None:
+            decided.append(refused(refusal))
+            continue
+        previous = next((b for b in theirs if b.is_current), None)
+        last = next((b for b in theirs if b.version == version - 1), None)
+        if previous is not None:
+            previous.is_current, previous.replaced_at = False, at
+        decided.append((item, version, previous, last))
+    if any(not isinstance(d, DomainError) and d[2] is not None for d in decided):
+        db.session.flush()  # before the new current bids: the partial unique index allows one per bidder and lot
+    accepting = [d for d in decided if not isinstance(d, DomainError)]
+    commitments = translog.commitments_for(tender, {d[0].upload.organisation_id: d[0].checked.uscc
+                                                    for d in accepting}) if accepting else {}
+    lots = {lot.id: lot for lot in tender.lots}
+    out: list[AcceptedBid | DomainError] = []
+    events = []
+    for decision in decided:
+        if isinstance(decision, DomainError):
+            out.append(decision)
+            continue
+        item, version, previous, last = decision
+        accepted, summary = _append_bid(tender, lots[item.upload.lot_id], item, version, previous, last,
+                                        commitments[item.upload.organisation_id], at)
+        out.append(accepted)
+        events.append((item.actor, "bid.replace" if previous else "bid.submit", "tender", tender.id, summary))
+    db.session.flush()
+    if events:
+        audit.record_many(events)
+    return out
+
+
+def _append_bid(tender: Tender, lot: Lot, item: Incoming, version: int, previous: Bid | None, last: Bid | None,
+                commitment: BidderCommitment, at: datetime) -> tuple[AcceptedBid, dict]:
+    """One accepted envelope: padding, its log entry, the signed tree head and receipt, the bid (not flushed)."""
+    checked, upload = item.checked, item.upload
     previous_head_size = (last.withdrawal_head_size or last.head_size) if last is not None else None
     translog.pad(tender, at)
     fields = {"lot": checked.lot_code, "bidder": commitment.commitment, "bid_version": version,
               "envelope_sha256": checked.sha256, "envelope_size": checked.size, "at_ms": epoch_ms(at)}
     if previous is not None:
-        previous.is_current, previous.replaced_at = False, at
-        db.session.flush()  # before the new current bid: the partial unique index allows only one
         entry = log_entry("replacement", tender=tender.code, replaces_sha256=previous.envelope_sha256, **fields)
     else:
         entry = log_entry("submission", tender=tender.code, **fields)
@@ -293,21 +353,19 @@ def accept(actor: Actor, tender: Tender, upload: BidUpload, checked: CheckedEnve
                             bid_version=version, envelope_sha256=checked.sha256, envelope_size=checked.size,
                             received_at=at, log_index=index, tree_head=head_doc)
     bid = Bid(public_id=secrets.token_hex(16), tender_id=tender.id, lot_id=upload.lot_id,
-              organisation_id=upload.organisation_id, submitted_by_id=actor.person_id,
+              organisation_id=upload.organisation_id, submitted_by_id=item.actor.person_id,
               signer_certificate_id=checked.certificate_id, version=version, envelope_sha256=checked.sha256,
               envelope_size=checked.size, received_at=at, is_current=True, log_index=index,
               head_size=head.tree_size, receipt=receipt.to_json().decode(),
-              tender=tender, lot=db.session.get(Lot, upload.lot_id))  # as loaded: the answer names both
+              tender=tender, lot=lot)  # as loaded: the answer names both
     upload.status, upload.bid, upload.finished_at, upload.updated_at = UploadStatus.FINALIZED, bid, at, at
     db.session.add_all((bid, upload))
-    db.session.flush()
     summary = {"lot": checked.lot_code, "bid": bid.public_id, "version": version, "sha256": checked.sha256,
                "size": checked.size, "log_index": index, "upload": upload.id,
                "replaces": previous.public_id if previous else None}
-    if actor.device:  # where the bid came from: evidence for the collusion screens (条例 §40, same device)
-        summary["device"] = actor.device
-    audit.record(actor, "bid.replace" if previous else "bid.submit", "tender", tender.id, summary)
-    return _Accepted(bid, commitment, entry, previous_head_size, frontier_before)
+    if item.actor.device:  # where the bid came from: evidence for the collusion screens (条例 §40, same device)
+        summary["device"] = item.actor.device
+    return AcceptedBid(bid, commitment, entry, previous_head_size, frontier_before), summary
 
 
 def finalize(actor: Actor, upload: BidUpload) -> tuple[Submitted, bool]:

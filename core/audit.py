@@ -196,21 +196,34 @@ def record(actor: Actor, action: str, object_type: str, object_id: Any = None,
 
     The chain head stays locked until the caller's transaction ends: record last, commit soon.
     """
+    return record_many([(actor, action, object_type, object_id, summary)])[0]
+
+
+def record_many(events: list[tuple[Actor, str, str, Any, dict[str, Any] | None]]) -> list[AuditEvent]:
+    """Append several events, in order, with one lock of the chain's head and one flush.
+
+    Each item is ``(actor, action, object_type, object_id, summary)`` as for :func:`record`.
+    """
     session = db.session
-    clean_summary = json.loads(canonical(scrub(summary or {})))
+    cleaned = [json.loads(canonical(scrub(summary or {}))) for *_, summary in events]
     _lock_head(session)
     head = current_head(session)
-    ev = AuditEvent(seq=head.seq + 1, at=now(), actor_person_id=actor.person_id, actor_name=actor.name,
-                    actor_role=actor.role, organisation_id=actor.organisation_id,
-                    organisation_uscc=actor.organisation_uscc, source=actor.source,
-                    object_type=object_type, object_id=None if object_id is None else str(object_id),
-                    action=action, summary=clean_summary, prev_hash=head.hash)
-    ev.hash = event_hash(head.hash, hashed_fields(ev))
-    session.add(ev)
+    seq, prev, at, out = head.seq, head.hash, now(), []
+    for (actor, action, object_type, object_id, _), clean_summary in zip(events, cleaned, strict=True):
+        seq += 1
+        ev = AuditEvent(seq=seq, at=at, actor_person_id=actor.person_id, actor_name=actor.name,
+                        actor_role=actor.role, organisation_id=actor.organisation_id,
+                        organisation_uscc=actor.organisation_uscc, source=actor.source,
+                        object_type=object_type, object_id=None if object_id is None else str(object_id),
+                        action=action, summary=clean_summary, prev_hash=prev)
+        ev.hash = prev = event_hash(prev, hashed_fields(ev))
+        out.append(ev)
+    session.add_all(out)
     session.flush()
-    for listener in _listeners:
-        listener(ev)
-    return ev
+    for ev in out:
+        for listener in _listeners:
+            listener(ev)
+    return out
 
 
 _PG_GUARD = (

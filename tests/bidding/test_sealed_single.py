@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from bidding import sealed_single, sealed_spool, submissions
+from bidding import sealed_group, sealed_single, sealed_spool, submissions
 from bidding.models import Lot, Tender
 from bidding.sealed_models import Bid, BidUpload, LogEntry, UploadStatus
 from bidding.sealed_spool import spool_dir
@@ -213,13 +213,13 @@ def test_the_clock_at_the_lock_decides_even_if_the_envelope_was_checked_in_time(
     lot, bidder = lot_of(tender), kit.bidder()
     envelope = kit.seal(tender, lot, bidder)
     deadline = tender.bid_deadline_at
-    real_lock = sealed_single.lock_tender
+    real_lock = sealed_group.lock_tender
 
     def lock_at_the_deadline(tender_id):  # the deadline instant arrives between the check and the lock
         clock.freeze(deadline)
         return real_lock(tender_id)
 
-    monkeypatch.setattr(sealed_single, "lock_tender", lock_at_the_deadline)
+    monkeypatch.setattr(sealed_group, "lock_tender", lock_at_the_deadline)
     response = whole(bidder.client, tender, lot, envelope)
     assert response.status_code == 422 and response.get_json()["code"] == "deadline_passed"
     db.session.expire_all()
@@ -238,7 +238,7 @@ def test_a_crash_before_the_commit_leaves_no_row_no_entry_and_no_record(kit, mon
     def crash():
         raise RuntimeError("the process dies before the commit")
 
-    monkeypatch.setattr(sealed_single, "commit_keeping_loaded", crash)
+    monkeypatch.setattr(sealed_group, "commit_keeping_loaded", crash)
     incoming, size = sealed_spool.write_incoming([envelope[:1000], envelope[1000:]])
     with pytest.raises(RuntimeError):
         sealed_single.submit_whole(bidder.actor, tender, lot, sha256=hashlib.sha256(envelope).hexdigest(),
