@@ -316,7 +316,7 @@ def accept_many(tender: Tender, items: Sequence[Incoming]) -> list[AcceptedBid |
     accepting = [d for d in decided if not isinstance(d, DomainError)]
     commitments = translog.commitments_for(tender, {d[0].upload.organisation_id: d[0].checked.uscc
                                                     for d in accepting}) if accepting else {}
-    lots = {lot.id: lot for lot in tender.lots}
+    lots = {lot_id: db.session.get(Lot, lot_id) for lot_id in {d[0].upload.lot_id for d in accepting}}  # as loaded
     out: list[AcceptedBid | DomainError] = []
     events = []
     for decision in decided:
