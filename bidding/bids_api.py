@@ -217,12 +217,7 @@ class WholeBid(MethodView):
         lot = _lot(tender, lot_id)
         sha256 = sealed_single.precheck(actor, tender, lot, size=size, sha256=args["sha256"])  # before any byte
         commit_keeping_loaded()  # no database connection is held while the body arrives
-        incoming, received = spool.write_incoming(_body(size))
-        if received != size:
-            spool.drop_incoming(incoming)
-            raise ValidationFailed(fields={"body": [_l("The body ended after %(got)s of the %(size)s bytes its "
-                                                      "Content-Length announced; send the envelope again.",
-                                                      got=received, size=size)]})
+        incoming = spool.Incoming(_body(size))  # written and verified as it arrives
         result = sealed_single.submit_whole(actor, tender, lot, sha256=sha256, incoming=incoming, size=size)
         return _finalized(result), 201
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -152,16 +151,50 @@ def check_envelope(actor: Actor, upload: BidUpload) -> CheckedEnvelope:
     return checked
 
 
-def check_whole(actor: Actor, tender: Tender, lot: Lot, incoming: Path, size: int, sha256: str) -> CheckedEnvelope:
-    """The checks of :func:`check_envelope` on an envelope received in one request (no lock, no row).
+def check_whole(actor: Actor, tender: Tender, lot: Lot, incoming: spool.Incoming, size: int,
+                sha256: str) -> CheckedEnvelope:
+    """The checks of :func:`check_envelope` on an envelope as it arrives in one request (no lock, no row).
 
-    ``incoming``: the body as written by :func:`bidding.sealed_spool.write_incoming`; once it verifies it
-    is moved into the store, fsynced (the caller drops it otherwise).
+    One pass: the body is written beside the store and verified as it is read (``incoming``); once the
+    last byte has arrived and verified, the file is fsynced and renamed into the store. The caller
+    drops ``incoming`` on a refusal.
     """
-    with open(incoming, "rb") as source:
-        checked = _verify(actor, tender, lot, source, size, sha256)
-    spool.keep_incoming(incoming, checked.sha256)
+    checked = _verify(actor, tender, lot, _Replay(incoming), size, sha256)
+    received = incoming.finish()
+    if received != size:  # bytes after the envelope's last segment
+        raise envelope_error(EnvelopeTampered(f"The body has {received} bytes, the envelope {size}"))
+    spool.keep_incoming(incoming.path, checked.sha256)
     return checked
+
+
+class _Replay:
+    """A reader that can go back to its start once: the header is read twice (checked, then verified)."""
+
+    def __init__(self, reader) -> None:
+        self._reader, self._kept, self._replay = reader, bytearray(), memoryview(b"")
+
+    def read(self, n: int = -1) -> bytes:
+        if self._replay:
+            taken = self._replay[:n] if n >= 0 else self._replay
+            self._replay = self._replay[len(taken):]
+            return bytes(taken)
+        data = self._reader.read(n)
+        if self._kept is not None:
+            self._kept += data
+        return data
+
+    def readinto(self, buffer) -> int:
+        if self._replay or self._kept is not None:
+            data = self.read(len(buffer))
+            memoryview(buffer).cast("B")[:len(data)] = data
+            return len(data)
+        return self._reader.readinto(buffer)
+
+    def seek(self, position: int) -> int:
+        if position != 0 or self._kept is None:
+            raise io.UnsupportedOperation("only one return to the start")
+        self._replay, self._kept = memoryview(bytes(self._kept)), None
+        return 0
 
 
 def _verify(actor: Actor, tender: Tender, lot: Lot, source: io.BufferedIOBase, size: int,

@@ -6,10 +6,10 @@ server runs the same checks, writes the same log entry, receipt and ``bid.submit
 keeps the same deadline rules, in one transaction:
 
 1. :func:`precheck`, before any byte of the body is read: bidder, lot, status and clock, size, hash;
-2. the body written as it arrives, in pieces of at most 1 MiB, to a file beside the store
-   (:func:`bidding.sealed_spool.write_incoming`: memory stays bounded), then
-   :func:`bidding.sealed_checks.check_whole`, no lock and no row: the envelope's structure, context,
-   recipients, signature and hash; the file is then fsynced and renamed into the content-addressed store;
+2. :func:`bidding.sealed_checks.check_whole`, no lock and no row, in one pass as the body arrives (in
+   pieces of at most 1 MiB, written to a file beside the store: memory stays bounded): the envelope's
+   structure, context, recipients, signature and hash; the file is then fsynced and renamed into the
+   content-addressed store;
 3. one transaction under the tender lock: status *and* clock, the upload row (finalized), the bid, the log
    entry, the receipt and the audit record (:func:`bidding.submissions.accept_many`), shared with the
    other envelopes waiting for the same tender in this process (:mod:`bidding.sealed_group`).
@@ -23,7 +23,6 @@ record (``bid.upload.withdrawn`` when the deadline passed meanwhile), and nothin
 from __future__ import annotations
 
 import secrets
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
@@ -64,12 +63,13 @@ def _upload(actor: Actor, tender_id: int, lot_id: int, *, size: int, sha256: str
     return upload
 
 
-def submit_whole(actor: Actor, tender: Tender, lot: Lot, *, sha256: str, incoming: Path, size: int) -> Submitted:
+def submit_whole(actor: Actor, tender: Tender, lot: Lot, *, sha256: str, incoming: spool.Incoming,
+                 size: int) -> Submitted:
     """Check, store and accept a whole envelope (this commits); return the receipt bundle.
 
-    ``incoming``: the body as :func:`bidding.sealed_spool.write_incoming` wrote it, ``size`` bytes; it is
-    moved into the store once it verifies and removed in every other case. ``tender`` and ``lot`` as
-    the precheck read them: the tender is read again under its lock.
+    ``incoming``: the body of ``size`` bytes as it arrives; written and verified in one pass, moved
+    into the store once it verifies, and removed in every other case. ``tender`` and ``lot`` as the
+    precheck read them: the tender is read again under its lock.
     """
     tender_id, lot_id, lot_code = tender.id, lot.id, lot.code
     try:
@@ -84,7 +84,7 @@ def submit_whole(actor: Actor, tender: Tender, lot: Lot, *, sha256: str, incomin
         db.session.commit()
         raise
     finally:
-        spool.drop_incoming(incoming)  # gone already once it is in the store
+        incoming.drop()  # nothing once it is in the store
     if own is not None:  # accepted by this thread: answer from the objects just written
         return bundle(own.bid, own.commitment, own.entry, own.previous_head_size,
                       frontier_before=own.frontier_before)

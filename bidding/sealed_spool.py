@@ -88,35 +88,72 @@ def open_source(upload_id: str, sha256_hex: str, store: FileStore | None = None)
     return store.open(sha256_hex) if store.exists(sha256_hex) else None
 
 
-def write_incoming(chunks: Iterable[bytes], store: FileStore | None = None) -> tuple[Path, int]:
-    """Write an envelope received in one request to a new file beside the store; return it and its size.
+class Incoming:
+    """A body received in one request, written as it arrives to a new file beside the store.
 
-    The body is written as it arrives, piece by piece (memory stays bounded whatever the size), and is
-    not fsynced: :func:`keep_incoming` makes it durable once it has verified, :func:`drop_incoming`
-    removes it otherwise. Nothing is left behind if writing fails.
+    A binary reader over the body's pieces (``read``, ``readinto``): every byte handed out has been
+    written to the file first, so that the envelope can be verified in the same pass as it arrives
+    (memory stays bounded whatever the size). The file is not fsynced: :func:`keep_incoming` makes it
+    durable once it has verified; :meth:`drop` removes it otherwise.
     """
-    store = store or default_store()
-    store.root.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=store.root, prefix=INCOMING_PREFIX)
-    size = 0
-    try:
-        with os.fdopen(fd, "wb", buffering=0) as out:
-            for chunk in chunks:
-                out.write(chunk)
-                size += len(chunk)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return Path(tmp), size
+
+    def __init__(self, chunks: Iterable[bytes], store: FileStore | None = None) -> None:
+        store = store or default_store()
+        store.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=store.root, prefix=INCOMING_PREFIX)
+        self.path, self.size = Path(tmp), 0
+        self._out = os.fdopen(fd, "wb", buffering=0)
+        self._chunks = iter(chunks)
+        self._left = memoryview(b"")
+
+    def _next(self) -> bool:
+        chunk = next(self._chunks, b"")
+        if not chunk:
+            return False
+        self._out.write(chunk)
+        self.size += len(chunk)
+        self._left = memoryview(chunk)
+        return True
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer).cast("B")
+        if not self._left and not self._next():
+            return 0
+        n = min(len(view), len(self._left))
+        view[:n], self._left = self._left[:n], self._left[n:]
+        return n
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            parts = [bytes(self._left)]
+            while self._next():
+                parts.append(bytes(self._left))
+            self._left = memoryview(b"")
+            return b"".join(parts)
+        buffer = bytearray(n)
+        got = self.readinto(buffer)
+        return bytes(buffer[:got])
+
+    def finish(self) -> int:
+        """Write whatever of the body was not read yet; close the file; return the body's size."""
+        while self._next():
+            pass
+        self._left = memoryview(b"")
+        self._out.close()
+        return self.size
+
+    def drop(self) -> None:
+        """Remove the file (nothing if it was kept); the rest of the body is read and discarded."""
+        if not self._out.closed:
+            for _chunk in self._chunks:
+                pass
+            self._out.close()
+        self.path.unlink(missing_ok=True)
 
 
 def keep_incoming(path: Path, sha256_hex: str, store: FileStore | None = None) -> Path:
     """Move a verified incoming file into the store under its SHA-256: fsynced, renamed, directory fsynced."""
     return (store or default_store()).adopt_file(path, sha256_hex)
-
-
-def drop_incoming(path: Path) -> None:
-    Path(path).unlink(missing_ok=True)
 
 
 def adopt(upload_id: str, sha256_hex: str, store: FileStore | None = None) -> Path:

@@ -239,13 +239,13 @@ def test_a_crash_before_the_commit_leaves_no_row_no_entry_and_no_record(kit, mon
         raise RuntimeError("the process dies before the commit")
 
     monkeypatch.setattr(sealed_group, "commit_keeping_loaded", crash)
-    incoming, size = sealed_spool.write_incoming([envelope[:1000], envelope[1000:]])
+    incoming = sealed_spool.Incoming([envelope[:1000], envelope[1000:]])
     with pytest.raises(RuntimeError):
         sealed_single.submit_whole(bidder.actor, tender, lot, sha256=hashlib.sha256(envelope).hexdigest(),
-                                   incoming=incoming, size=size)
+                                   incoming=incoming, size=len(envelope))
     db.session.rollback()
     assert counts(tender) == (log_before, 0, 0)
-    assert actions(tender.id) == actions_before and spooled() == [] and not incoming.exists()
+    assert actions(tender.id) == actions_before and spooled() == [] and incoming_files() == []
     monkeypatch.undo()  # a retry goes through as if nothing had happened (the stored envelope is reused)
     tender, lot = db.session.get(Tender, tender.id), db.session.get(Lot, lot.id)
     response = whole(bidder.client, tender, lot, envelope)
