@@ -56,17 +56,29 @@ def lock_tender(tender_id: int) -> Tender:
     return locked_scalars(select(Tender).where(Tender.id == tender_id), Tender, Tender.id == tender_id).one()
 
 
+def lock_tender_and_log(tender_id: int) -> tuple[Tender, TenderLog | None]:
+    """:func:`lock_tender`, with the tender's log read again under the lock (one statement on PostgreSQL)."""
+    if db.session.get_bind().dialect.name == "sqlite":
+        return lock_tender(tender_id), db.session.get(TenderLog, tender_id, populate_existing=True)
+    stmt = (select(Tender, TenderLog).outerjoin(TenderLog, TenderLog.tender_id == Tender.id)
+            .where(Tender.id == tender_id).with_for_update(of=Tender).execution_options(populate_existing=True))
+    tender, log = db.session.execute(stmt).one()
+    return tender, log
+
+
 def lock_upload(upload_id: str) -> BidUpload | None:
     return locked_scalars(select(BidUpload).where(BidUpload.id == upload_id), BidUpload,
                           BidUpload.id == upload_id).first()
 
 
-def require_open_for_bids(tender: Tender, at: datetime) -> TenderLog | None:
+def require_open_for_bids(tender: Tender, at: datetime, *, check_log: bool = True) -> TenderLog | None:
     """Bids are accepted only while the tender is published, not closed, and ``at`` is before the deadline.
 
     Returns the tender's log (None before its first entry); keep it referenced to reuse it in the transaction.
+    ``check_log=False``: the status and the clock only (a check before any byte is read; the log's
+    closing, which comes at the deadline, is checked again under the lock).
     """
-    log = db.session.get(TenderLog, tender.id)
+    log = db.session.get(TenderLog, tender.id) if check_log else None
     deadline = as_utc(tender.bid_deadline_at) if tender.bid_deadline_at else None
     if deadline is not None and (at >= deadline or (log is not None and log.closed_at is not None)):
         raise DeadlinePassed(_l("The bid deadline passed at %(date)s: envelopes are no longer accepted, and an "

@@ -23,7 +23,7 @@ import copy
 import threading
 from dataclasses import dataclass, field
 
-from bidding.sealed_checks import lock_tender
+from bidding.sealed_checks import lock_tender_and_log
 from bidding.submissions import AcceptedBid, Incoming, accept_many
 from core.db import commit_keeping_loaded, db
 
@@ -122,8 +122,8 @@ def accept_in_group(tender_id: int, incoming: Incoming) -> tuple[Accepted, Accep
 def _accept_group(tender_id: int, group: list[_Waiting], leader: _Waiting) -> None:
     """One transaction under the tender lock for the whole group; every member gets its outcome (never raises)."""
     try:
-        tender = lock_tender(tender_id)
-        results = accept_many(tender, [w.incoming for w in group])
+        tender, log = lock_tender_and_log(tender_id)
+        results = accept_many(tender, [w.incoming for w in group], log)
         commit_keeping_loaded()  # the leader answers from what was just written
     except BaseException as exc:  # the group's failure is each member's (each re-raises its own copy)
         db.session.rollback()

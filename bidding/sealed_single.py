@@ -28,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from bidding import sealed_spool as spool
+from bidding import translog
 from bidding.errors import DeadlinePassed
 from bidding.models import Lot, Tender
 from bidding.sealed_bundle import bundle
@@ -49,7 +50,7 @@ def precheck(actor: Actor, tender: Tender, lot: Lot, *, size: int, sha256: str) 
 
     Returns the SHA-256 normalised.
     """
-    return check_new_upload(actor, tender, lot, size=size, sha256=sha256)
+    return check_new_upload(actor, tender, lot, size=size, sha256=sha256, check_log=False)
 
 
 def _upload(actor: Actor, tender_id: int, lot_id: int, *, size: int, sha256: str, status: UploadStatus,
@@ -74,10 +75,13 @@ def submit_whole(actor: Actor, tender: Tender, lot: Lot, *, sha256: str, incomin
     tender_id, lot_id, lot_code = tender.id, lot.id, lot.code
     try:
         checked = check_whole(actor, tender, lot, incoming, size, sha256)
-        commit_keeping_loaded()  # end the reads: the tender lock must come first in the next transaction
+        made = translog.commitment_for(tender, actor.organisation_id, checked.uscc)  # outside the lock
+        commitment = BidderCommitment(id=made.id, tender_id=tender_id, organisation_id=made.organisation_id,
+                                      salt=made.salt, commitment=made.commitment)  # a copy, in no session
+        commit_keeping_loaded()  # the tender lock must come first in the next transaction
         upload = _upload(actor, tender_id, lot_id, size=size, sha256=sha256, status=UploadStatus.FINALIZING,
                          add=False)  # added with its bid (one INSERT)
-        outcome, own = accept_in_group(tender_id, Incoming(actor, upload, checked))
+        outcome, own = accept_in_group(tender_id, Incoming(actor, upload, checked, commitment))
     except DomainError as exc:
         db.session.rollback()
         _record_refusal(actor, tender_id, lot_id, lot_code, size=size, sha256=sha256, error=exc)

@@ -75,13 +75,17 @@ ACTIVE = (UploadStatus.OPEN, UploadStatus.FINALIZING)
 
 # --- uploads -------------------------------------------------------------------------------------
 
-def check_new_upload(actor: Actor, tender: Tender, lot: Lot, *, size: int, sha256: str) -> str:
-    """The refusals of a new upload (before any byte is taken); return the SHA-256 normalised."""
+def check_new_upload(actor: Actor, tender: Tender, lot: Lot, *, size: int, sha256: str,
+                     check_log: bool = True) -> str:
+    """The refusals of a new upload (before any byte is taken); return the SHA-256 normalised.
+
+    ``check_log=False``: the deadline by status and clock only (see :func:`require_open_for_bids`).
+    """
     require_bidder(actor, tender)
     if lot.tender_id != tender.id:
         raise InvalidInput(_l("Lot %(lot)s is not a lot of tender %(tender)s."), code="wrong_lot",
                            fields={"lot_id": [_l("Not a lot of this tender.")]}, lot=lot.id, tender=tender.code)
-    require_open_for_bids(tender, now())
+    require_open_for_bids(tender, now(), check_log=check_log)
     limit = max_bid_bytes(lot)
     if size > limit:
         raise UploadTooLarge(_l("The envelope has %(size)s bytes; lot %(lot)s accepts at most %(limit)s bytes."),
@@ -277,9 +281,10 @@ class Incoming:
     actor: Actor
     upload: BidUpload
     checked: CheckedEnvelope
+    commitment: BidderCommitment | None = None  # the bidder's, when already made (a copy, in no session)
 
 
-def accept_many(tender: Tender, items: Sequence[Incoming]) -> list[AcceptedBid | DomainError]:
+def accept_many(tender: Tender, items: Sequence[Incoming], log: TenderLog | None = None) -> list[AcceptedBid | DomainError]:
     """Accept checked envelopes in order, with the tender locked by the caller, with one flush for all.
 
     At most one envelope per bidder and lot (the caller groups them so). All take the same time, read
@@ -289,7 +294,8 @@ def accept_many(tender: Tender, items: Sequence[Incoming]) -> list[AcceptedBid |
     read again under the lock, never taken from the session as they were.
     """
     at = now()  # the receipts' time: taken under the lock
-    _log = db.session.get(TenderLog, tender.id, populate_existing=True)  # held: appends reuse it
+    if log is None:  # read again under the lock; held: appends reuse it
+        log = db.session.get(TenderLog, tender.id, populate_existing=True)
     require_open_for_bids(tender, at)
     organisations = {item.upload.organisation_id: item.checked.uscc for item in items}
     earlier: dict[tuple[int, int], list[Bid]] = {}
@@ -314,8 +320,11 @@ def accept_many(tender: Tender, items: Sequence[Incoming]) -> list[AcceptedBid |
     if any(not isinstance(d, DomainError) and d[2] is not None for d in decided):
         db.session.flush()  # before the new current bids: the partial unique index allows one per bidder and lot
     accepting = [d for d in decided if not isinstance(d, DomainError)]
-    commitments = translog.commitments_for(tender, {d[0].upload.organisation_id: d[0].checked.uscc
-                                                    for d in accepting}) if accepting else {}
+    commitments = {d[0].upload.organisation_id: d[0].commitment for d in accepting if d[0].commitment is not None}
+    wanted = {d[0].upload.organisation_id: d[0].checked.uscc for d in accepting
+              if d[0].upload.organisation_id not in commitments}
+    if wanted:
+        commitments.update(translog.commitments_for(tender, wanted))
     lots = {lot_id: db.session.get(Lot, lot_id) for lot_id in {d[0].upload.lot_id for d in accepting}}  # as loaded
     out: list[AcceptedBid | DomainError] = []
     events = []

@@ -101,7 +101,7 @@ def test_envelopes_waiting_for_the_lock_are_accepted_together(kit, monkeypatch):
     jobs.append((twice, kit.seal(tender, lot, twice, version=2, plaintext=b"second" * 40)))
     db.session.commit()
     db.session.close()
-    real_lock, slowed = sealed_group.lock_tender, threading.Event()
+    real_lock, slowed = sealed_group.lock_tender_and_log, threading.Event()
 
     def slow_first_lock(tender_id):  # the first leader holds the lock a while: the others queue up behind it
         if not slowed.is_set():
@@ -109,7 +109,7 @@ def test_envelopes_waiting_for_the_lock_are_accepted_together(kit, monkeypatch):
             time.sleep(0.5)
         return real_lock(tender_id)
 
-    monkeypatch.setattr(sealed_group, "lock_tender", slow_first_lock)
+    monkeypatch.setattr(sealed_group, "lock_tender_and_log", slow_first_lock)
     seen_before = len(sealed_group.groups_seen())
     responses: list = [None] * len(jobs)
     barrier = threading.Barrier(len(jobs))

@@ -213,13 +213,13 @@ def test_the_clock_at_the_lock_decides_even_if_the_envelope_was_checked_in_time(
     lot, bidder = lot_of(tender), kit.bidder()
     envelope = kit.seal(tender, lot, bidder)
     deadline = tender.bid_deadline_at
-    real_lock = sealed_group.lock_tender
+    real_lock = sealed_group.lock_tender_and_log
 
     def lock_at_the_deadline(tender_id):  # the deadline instant arrives between the check and the lock
         clock.freeze(deadline)
         return real_lock(tender_id)
 
-    monkeypatch.setattr(sealed_group, "lock_tender", lock_at_the_deadline)
+    monkeypatch.setattr(sealed_group, "lock_tender_and_log", lock_at_the_deadline)
     response = whole(bidder.client, tender, lot, envelope)
     assert response.status_code == 422 and response.get_json()["code"] == "deadline_passed"
     db.session.expire_all()
