@@ -57,13 +57,14 @@ def lock_tender(tender_id: int) -> Tender:
 
 
 def lock_tender_and_log(tender_id: int) -> tuple[Tender, TenderLog | None]:
-    """:func:`lock_tender`, with the tender's log read again under the lock (one statement on PostgreSQL)."""
-    if db.session.get_bind().dialect.name == "sqlite":
-        return lock_tender(tender_id), db.session.get(TenderLog, tender_id, populate_existing=True)
-    stmt = (select(Tender, TenderLog).outerjoin(TenderLog, TenderLog.tender_id == Tender.id)
-            .where(Tender.id == tender_id).with_for_update(of=Tender).execution_options(populate_existing=True))
-    tender, log = db.session.execute(stmt).one()
-    return tender, log
+    """:func:`lock_tender`, then the tender's log read again under the lock.
+
+    Two statements on purpose: under READ COMMITTED, a ``FOR UPDATE`` that waited for the lock sees the
+    newest version of the locked row only; a row joined in the same statement would come from the
+    snapshot taken before the wait (an older log, hence a log index given twice).
+    """
+    tender = lock_tender(tender_id)
+    return tender, db.session.get(TenderLog, tender_id, populate_existing=True)
 
 
 def lock_upload(upload_id: str) -> BidUpload | None:

@@ -23,6 +23,8 @@ import copy
 import threading
 from dataclasses import dataclass, field
 
+from flask import current_app
+
 from bidding.sealed_checks import lock_tender_and_log
 from bidding.submissions import AcceptedBid, Incoming, accept_many
 from core.db import commit_keeping_loaded, db
@@ -59,7 +61,7 @@ class _Queue:
     busy: bool = False
 
 
-_queues: dict[int, _Queue] = {}
+_queues: dict[tuple[int, int], _Queue] = {}  # by (application, tender)
 _queues_lock = threading.Lock()
 _sizes: list[int] = []  # sizes of the groups accepted in this process (bounded; for tests and benchmarks)
 
@@ -70,8 +72,9 @@ def groups_seen() -> list[int]:
 
 
 def _queue(tender_id: int) -> _Queue:
+    key = (id(current_app._get_current_object()), tender_id)  # one process may serve several applications
     with _queues_lock:
-        return _queues.setdefault(tender_id, _Queue())
+        return _queues.setdefault(key, _Queue())
 
 
 def _take(queue: _Queue) -> list[_Waiting]:

@@ -10,11 +10,11 @@ from types import SimpleNamespace
 import pytest
 from sqlalchemy import func, select
 
-from bidding import sealed_group, sealed_spool
+from bidding import sealed_group, sealed_spool, translog
 from bidding.models import Tender
-from bidding.sealed_checks import check_whole, lock_tender
+from bidding.sealed_checks import check_whole, lock_tender, lock_tender_and_log
 from bidding.sealed_group import MAX_GROUP, _take
-from bidding.sealed_models import Bid, BidUpload, LogEntry, UploadStatus
+from bidding.sealed_models import Bid, BidUpload, LogEntry, TenderLog, UploadStatus
 from bidding.sealed_verify import verify_tender
 from bidding.submissions import AcceptedBid, Incoming, accept_many
 from core.audit import AuditEvent
@@ -136,3 +136,37 @@ def test_envelopes_waiting_for_the_lock_are_accepted_together(kit, monkeypatch):
     assert versions == [(1, False), (2, True)]  # the replacement came in a later group
     assert db.session.scalar(select(func.count()).select_from(Bid).where(Bid.is_current.is_(True))) == 12
     assert verify_chain().broken is None and verify_tender(db.session.get(Tender, tender.id)).ok
+
+
+@pytest.mark.postgres
+def test_a_lock_that_waited_reads_the_log_as_the_previous_holder_left_it(app, kit):
+    """Across processes the groups meet at the tender lock: the next one must see the log grown."""
+    tender = kit.tender(mode="bidder", custodians=0)
+    tender_id = tender.id
+    db.session.commit()
+    db.session.close()
+    locked, sizes = threading.Event(), {}
+
+    def first():
+        with app.app_context():
+            t, _log = lock_tender_and_log(tender_id)
+            translog.append_event(t, "key-event", event="padding", key_id="00" * 32, at_ms=1)
+            db.session.flush()
+            sizes["first"] = db.session.get(TenderLog, tender_id).size
+            locked.set()
+            time.sleep(0.5)  # the second one waits for the lock meanwhile
+            db.session.commit()
+
+    def second():
+        locked.wait(timeout=10)
+        with app.app_context():
+            _t, log = lock_tender_and_log(tender_id)
+            sizes["second"] = log.size
+            db.session.rollback()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sizes["second"] == sizes["first"]
