@@ -137,7 +137,7 @@ class Bench:
         setup.move_deadline(self.env, run.tender_id, deadline)
         t0 = time.monotonic() + (deadline_ts - span - time.time())
         jobs = [Job(b.index, b.token, envelopes[b.index].path, envelopes[b.index].sha256, envelopes[b.index].size,
-                    offsets[b.index]) for b in self.parties.bidders]
+                    offsets[b.index]) for b in self.parties.bidders if b.index in envelopes]
         before = self.app_servers.usage(reset=True)
         with ConnectionSampler(self.pg, a.db_name) as sampler:
             outcomes = run_app(jobs, self.app_servers.bases, run.tender_id, run.lot_id, t0,
@@ -152,7 +152,7 @@ class Bench:
 
     def baseline_run(self, run_id: str, envelopes: dict, offsets: list[float]) -> dict:
         jobs = [Job(b.index, "", envelopes[b.index].path, envelopes[b.index].sha256, envelopes[b.index].size,
-                    offsets[b.index]) for b in self.parties.bidders]
+                    offsets[b.index]) for b in self.parties.bidders if b.index in envelopes]
         t0 = time.monotonic() + 2.0
         before = self.base_servers.usage(reset=True)
         outcomes = run_baseline(jobs, self.base_servers.bases, run_id, t0, request_timeout=self.args.request_timeout)
@@ -168,11 +168,13 @@ class Bench:
         for e in envelopes.values():
             (store / e.sha256[:2] / e.sha256).unlink(missing_ok=True)
 
-    def pair(self, index: int, scenario: str) -> dict:
+    def pair(self, index: int, scenario: str, bidders: int | None = None) -> dict:
+        """One ebid run and one baseline run of ``scenario`` (``bidders``: only the first so many)."""
         code = f"SURGE-{int(time.time())}-{scenario[0].upper()}{index}"
         run = setup.publish_tender(self.env, self.parties, code)
         t = time.time()
-        sealed = setup.seal_envelopes(run, self.parties.bidders, self.plaintexts, self.work / "envelopes" / code)
+        sealed = setup.seal_envelopes(run, self.parties.bidders[:bidders], self.plaintexts,
+                                      self.work / "envelopes" / code)
         envelopes = {e.bidder: e for e in sealed}
         print(f"  {code}: {len(sealed)} envelopes sealed in {time.time() - t:.1f} s (not timed)")
         offsets = schedule(len(self.parties.bidders), scenario, self.args.window, seed=index)
@@ -264,6 +266,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=18100, help="first ebid port (the baseline's are +100); 0: any free")
     p.add_argument("--distinct", type=int, default=10, help="distinct plaintexts (each envelope is sealed anew)")
     p.add_argument("--request-timeout", type=float, default=120.0)
+    p.add_argument("--warmup", type=int, default=90,
+                   help="bidders of an unmeasured burst against both servers before the pairs (0: none)")
     p.add_argument("--pg-url", default=DEFAULT_PG, help="PostgreSQL server (trust auth on loopback)")
     p.add_argument("--db-name", default="bench_surge")
     p.add_argument("--workdir", type=Path, default=None, help="parent of the run's data dir (default: temp)")
@@ -275,7 +279,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.bidders, args.mib, args.pairs, args.lead, args.window = 30, 1.0, 1, 15.0, 12.0
-        args.burst_before, args.processes, args.threads, args.distinct = 3.0, 2, 16, 3
+        args.burst_before, args.processes, args.threads, args.distinct, args.warmup = 3.0, 2, 16, 3, 0
     if args.bidders < 1 or args.pairs < 1 or args.processes < 1 or not 0 < args.window < args.lead:
         p.error("need bidders, pairs and processes >= 1 and 0 < window < lead")
     args.scenarios = [s for s in args.scenarios.split(",") if s]
@@ -295,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     bench, started, results = Bench(args, work), time.time(), []
     try:
         bench.prepare()
+        if args.warmup:  # fresh processes open their pooled connections and warm their caches here, unmeasured
+            print(f"warm-up (not counted): {args.warmup} bidders at once", flush=True)
+            bench.pair(-1, "burst", bidders=args.warmup)
         for index in range(args.pairs):
             for scenario in args.scenarios:
                 print(f"pair {index + 1}/{args.pairs}, {scenario}:", flush=True)
