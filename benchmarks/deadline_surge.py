@@ -184,7 +184,8 @@ class Bench:
             if which == "app":
                 result["app"] = self.app_run(scenario, run, envelopes, offsets)
             else:
-                result["baseline"] = self.baseline_run(f"{scenario[0]}{index}", envelopes, offsets)
+                result["baseline"] = self.baseline_run(f"{scenario[0]}{index if index >= 0 else 'w'}", envelopes,
+                                                       offsets)  # a file name: letters and digits only
             print_run(which, result[which])
         shutil.rmtree(self.work / "envelopes" / code, ignore_errors=True)
         a99, b99 = result["app"]["stats"]["p99_s"], result["baseline"]["stats"]["p99_s"]

@@ -71,10 +71,24 @@ def groups_seen() -> list[int]:
     return list(_sizes)
 
 
+def _key(tender_id: int) -> tuple[int, int]:
+    return id(current_app._get_current_object()), tender_id  # one process may serve several applications
+
+
 def _queue(tender_id: int) -> _Queue:
-    key = (id(current_app._get_current_object()), tender_id)  # one process may serve several applications
     with _queues_lock:
-        return _queues.setdefault(key, _Queue())
+        return _queues.setdefault(_key(tender_id), _Queue())
+
+
+def _forget_if_idle(tender_id: int, queue: _Queue) -> None:
+    """Drop an idle, empty queue (one per tender would otherwise stay for the process's life).
+
+    A thread that took it just before still leads it alone: at worst two groups of one tender meet at
+    the database lock, as groups of different processes do.
+    """
+    with _queues_lock, queue.cond:
+        if not queue.busy and not queue.items and _queues.get(_key(tender_id)) is queue:
+            del _queues[_key(tender_id)]
 
 
 def _take(queue: _Queue) -> list[_Waiting]:
@@ -117,6 +131,7 @@ def accept_in_group(tender_id: int, incoming: Incoming) -> tuple[Accepted, Accep
             with queue.cond:
                 queue.busy = False
                 queue.cond.notify_all()
+            _forget_if_idle(tender_id, queue)
     if isinstance(me.outcome, BaseException):
         raise me.outcome
     return me.outcome, me.own

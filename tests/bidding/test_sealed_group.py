@@ -170,3 +170,10 @@ def test_a_lock_that_waited_reads_the_log_as_the_previous_holder_left_it(app, ki
     for t in threads:
         t.join(timeout=30)
     assert sizes["second"] == sizes["first"]
+
+
+def test_an_idle_tender_keeps_no_queue(kit):
+    tender = kit.tender()
+    lot, bidder = lot_of(tender), kit.bidder()
+    assert whole(bidder.client, tender, lot, kit.seal(tender, lot, bidder)).status_code == 201
+    assert not [key for key in sealed_group._queues if key[1] == tender.id]
