@@ -39,8 +39,6 @@ class Accepted:
     """What a waiting thread needs of its accepted bid, as plain values (no object of another session)."""
 
     bid_public_id: str
-    commitment: str
-    salt: str
     entry: bytes
     previous_head_size: int | None
     frontier_before: list[bytes]
@@ -148,8 +146,7 @@ def _accept_group(tender_id: int, group: list[_Waiting], leader: _Waiting) -> No
         outcomes = [exc if w is leader else copy.copy(exc) for w in group]
     else:
         outcomes = [r if isinstance(r, BaseException) else
-                    Accepted(r.bid.public_id, r.commitment.commitment, r.commitment.salt, r.entry,
-                             r.previous_head_size, r.frontier_before) for r in results]
+                    Accepted(r.bid.public_id, r.entry, r.previous_head_size, r.frontier_before) for r in results]
         leader.own = next((r for w, r in zip(group, results, strict=True) if w is leader
                            and not isinstance(r, BaseException)), None)
         _sizes.append(len(group))

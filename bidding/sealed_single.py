@@ -94,8 +94,6 @@ def submit_whole(actor: Actor, tender: Tender, lot: Lot, *, sha256: str, incomin
                       frontier_before=own.frontier_before)
     bid = db.session.scalar(select(Bid).where(Bid.public_id == outcome.bid_public_id)
                             .options(joinedload(Bid.tender), joinedload(Bid.lot), joinedload(Bid.organisation)))
-    commitment = BidderCommitment(tender_id=tender_id, organisation_id=bid.organisation_id, salt=outcome.salt,
-                                  commitment=outcome.commitment)  # as stored; not added to the session
     return bundle(bid, commitment, outcome.entry, outcome.previous_head_size, frontier_before=outcome.frontier_before)
 
 
