@@ -18,11 +18,12 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import or_, select
 
 from bidding import sealed_spool as spool
+from bidding import translog
 from bidding.errors import DeadlinePassed, TransitionRefused
 from bidding.models import Lot, Tender, TenderStatus
 from bidding.rules import when
 from bidding.sealed_errors import EnvelopeRefused, UploadClosed
-from bidding.sealed_models import BidUpload, TenderLog
+from bidding.sealed_models import BidderCommitment, BidUpload, TenderLog
 from bidding.sealed_rules import Refusal, context_refusal, expected_context, recipient_refusal
 from core.actor import Actor
 from core.clock import as_utc, now
@@ -105,6 +106,7 @@ class CheckedEnvelope:
     context: bytes
     lot_code: str
     uscc: str
+    commitment: BidderCommitment  # the bidder's stand-in in the tender's log, made once the envelope verified
 
 
 def _candidate_certificates(actor: Actor) -> list[Certificate]:
@@ -176,7 +178,7 @@ def check_whole(actor: Actor, tender: Tender, lot: Lot, incoming: spool.Incoming
     received = incoming.finish()
     if received != size:  # bytes after the envelope's last segment
         raise envelope_error(EnvelopeTampered(f"The body has {received} bytes, the envelope {size}"))
-    spool.keep_incoming(incoming.path, checked.sha256)
+    incoming.keep(checked.sha256)
     return checked
 
 
@@ -212,7 +214,10 @@ class _Replay:
 
 def _verify(actor: Actor, tender: Tender, lot: Lot, source: io.BufferedIOBase, size: int,
             sha256: str) -> CheckedEnvelope:
-    """Structure, suite, context, recipients, signer's certificate, signature, size and hash of an envelope."""
+    """Structure, suite, context, recipients, signer's certificate, signature, size and hash of an envelope.
+
+    Once it verified, the bidder's commitment in the tender is made if it has none (outside any lock).
+    """
     organisation = db.session.get(Organisation, actor.organisation_id)
     try:
         header = read_header(source)
@@ -234,7 +239,9 @@ def _verify(actor: Actor, tender: Tender, lot: Lot, source: io.BufferedIOBase, s
                                            expected_sha256=bytes.fromhex(sha256))
     except CryptoError as exc:
         raise envelope_error(exc) from exc
-    return CheckedEnvelope(info.sha256.hex(), info.size, cert.id, header.context, lot.code, organisation.uscc)
+    commitment = translog.detached_commitment(tender, organisation.id, organisation.uscc)  # outside the lock
+    return CheckedEnvelope(info.sha256.hex(), info.size, cert.id, header.context, lot.code, organisation.uscc,
+                           commitment)
 
 
 def _data_gone(tender: Tender) -> UploadClosed | DeadlinePassed:

@@ -28,13 +28,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from bidding import sealed_spool as spool
-from bidding import translog
 from bidding.errors import DeadlinePassed
 from bidding.models import Lot, Tender
 from bidding.sealed_bundle import bundle
 from bidding.sealed_checks import check_whole
 from bidding.sealed_group import accept_in_group
-from bidding.sealed_models import Bid, BidderCommitment, BidUpload, UploadStatus
+from bidding.sealed_models import Bid, BidUpload, UploadStatus
 from bidding.submissions import Incoming, Submitted, check_new_upload, refusal_summary
 from core import audit
 from core.actor import Actor
@@ -75,13 +74,10 @@ def submit_whole(actor: Actor, tender: Tender, lot: Lot, *, sha256: str, incomin
     tender_id, lot_id, lot_code = tender.id, lot.id, lot.code
     try:
         checked = check_whole(actor, tender, lot, incoming, size, sha256)
-        made = translog.commitment_for(tender, actor.organisation_id, checked.uscc)  # outside the lock
-        commitment = BidderCommitment(id=made.id, tender_id=tender_id, organisation_id=made.organisation_id,
-                                      salt=made.salt, commitment=made.commitment)  # a copy, in no session
         commit_keeping_loaded()  # the tender lock must come first in the next transaction
         upload = _upload(actor, tender_id, lot_id, size=size, sha256=sha256, status=UploadStatus.FINALIZING,
                          add=False)  # added with its bid (one INSERT)
-        outcome, own = accept_in_group(tender_id, Incoming(actor, upload, checked, commitment))
+        outcome, own = accept_in_group(tender_id, Incoming(actor, upload, checked))
     except DomainError as exc:
         db.session.rollback()
         _record_refusal(actor, tender_id, lot_id, lot_code, size=size, sha256=sha256, error=exc)
@@ -94,7 +90,7 @@ def submit_whole(actor: Actor, tender: Tender, lot: Lot, *, sha256: str, incomin
                       frontier_before=own.frontier_before)
     bid = db.session.scalar(select(Bid).where(Bid.public_id == outcome.bid_public_id)
                             .options(joinedload(Bid.tender), joinedload(Bid.lot), joinedload(Bid.organisation)))
-    return bundle(bid, commitment, outcome.entry, outcome.previous_head_size, frontier_before=outcome.frontier_before)
+    return bundle(bid, checked.commitment, outcome.entry, outcome.previous_head_size, frontier_before=outcome.frontier_before)
 
 
 def _record_refusal(actor: Actor, tender_id: int, lot_id: int, lot_code: str, *, size: int, sha256: str,

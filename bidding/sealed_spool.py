@@ -93,15 +93,15 @@ class Incoming:
 
     A binary reader over the body's pieces (``read``, ``readinto``): every byte handed out has been
     written to the file first, so that the envelope can be verified in the same pass as it arrives
-    (memory stays bounded whatever the size). The file is not fsynced: :func:`keep_incoming` makes it
-    durable once it has verified; :meth:`drop` removes it otherwise.
+    (memory stays bounded whatever the size). The file is not fsynced: :meth:`keep` makes it durable
+    once it has verified; :meth:`drop` removes it otherwise.
     """
 
     def __init__(self, chunks: Iterable[bytes], store: FileStore | None = None) -> None:
         store = store or default_store()
         store.root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=store.root, prefix=INCOMING_PREFIX)
-        self.path, self.size = Path(tmp), 0
+        self.store, self.path, self.size = store, Path(tmp), 0
         self._out = os.fdopen(fd, "wb", buffering=0)
         self._chunks = iter(chunks)
         self._left = memoryview(b"")
@@ -130,9 +130,10 @@ class Incoming:
                 parts.append(bytes(self._left))
             self._left = memoryview(b"")
             return b"".join(parts)
-        buffer = bytearray(n)
-        got = self.readinto(buffer)
-        return bytes(buffer[:got])
+        if not self._left and not self._next():
+            return b""
+        taken, self._left = self._left[:n], self._left[n:]
+        return bytes(taken)
 
     def finish(self) -> int:
         """Write whatever of the body was not read yet; close the file; return the body's size."""
@@ -142,6 +143,10 @@ class Incoming:
         self._out.close()
         return self.size
 
+    def keep(self, sha256_hex: str) -> Path:
+        """Move the finished, verified file into the store under its SHA-256: fsynced, renamed, directory fsynced."""
+        return self.store.adopt_file(self.path, sha256_hex)
+
     def drop(self) -> None:
         """Remove the file (nothing if it was kept); the rest of the body is read and discarded."""
         if not self._out.closed:
@@ -149,11 +154,6 @@ class Incoming:
                 pass
             self._out.close()
         self.path.unlink(missing_ok=True)
-
-
-def keep_incoming(path: Path, sha256_hex: str, store: FileStore | None = None) -> Path:
-    """Move a verified incoming file into the store under its SHA-256: fsynced, renamed, directory fsynced."""
-    return (store or default_store()).adopt_file(path, sha256_hex)
 
 
 def adopt(upload_id: str, sha256_hex: str, store: FileStore | None = None) -> Path:

@@ -23,7 +23,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NoReturn
+from typing import NamedTuple, NoReturn
 
 from blinker import Namespace
 from flask_babel import lazy_gettext as _l
@@ -281,7 +281,6 @@ class Incoming:
     actor: Actor
     upload: BidUpload
     checked: CheckedEnvelope
-    commitment: BidderCommitment | None = None  # the bidder's, when already made (a copy, in no session)
 
 
 def accept_many(tender: Tender, items: Sequence[Incoming], log: TenderLog | None = None) -> list[AcceptedBid | DomainError]:
@@ -303,7 +302,7 @@ def accept_many(tender: Tender, items: Sequence[Incoming], log: TenderLog | None
                                                     Bid.organisation_id.in_(list(organisations)))
                                   .execution_options(populate_existing=True)):
         earlier.setdefault((bid.lot_id, bid.organisation_id), []).append(bid)
-    decided: list[tuple[Incoming, int, Bid | None, Bid | None] | DomainError] = []
+    decided: list[_Decision | DomainError] = []
     for item in items:
         theirs = earlier.get((item.upload.lot_id, item.upload.organisation_id), [])
         version = max((b.version for b in theirs), default=0) + 1
@@ -316,37 +315,38 @@ def accept_many(tender: Tender, items: Sequence[Incoming], log: TenderLog | None
         last = next((b for b in theirs if b.version == version - 1), None)
         if previous is not None:
             previous.is_current, previous.replaced_at = False, at
-        decided.append((item, version, previous, last))
-    if any(not isinstance(d, DomainError) and d[2] is not None for d in decided):
+        decided.append(_Decision(item, version, previous, last))
+    if any(isinstance(d, _Decision) and d.previous is not None for d in decided):
         db.session.flush()  # before the new current bids: the partial unique index allows one per bidder and lot
-    accepting = [d for d in decided if not isinstance(d, DomainError)]
-    commitments = {d[0].upload.organisation_id: d[0].commitment for d in accepting if d[0].commitment is not None}
-    wanted = {d[0].upload.organisation_id: d[0].checked.uscc for d in accepting
-              if d[0].upload.organisation_id not in commitments}
-    if wanted:
-        commitments.update(translog.commitments_for(tender, wanted))
-    lots = {lot_id: db.session.get(Lot, lot_id) for lot_id in {d[0].upload.lot_id for d in accepting}}  # as loaded
     out: list[AcceptedBid | DomainError] = []
     events = []
     for decision in decided:
         if isinstance(decision, DomainError):
             out.append(decision)
             continue
-        item, version, previous, last = decision
-        accepted, summary = _append_bid(tender, lots[item.upload.lot_id], item, version, previous, last,
-                                        commitments[item.upload.organisation_id], at)
+        accepted, summary = _append_bid(tender, decision, at)
         out.append(accepted)
-        events.append((item.actor, "bid.replace" if previous else "bid.submit", "tender", tender.id, summary))
+        events.append((decision.item.actor, "bid.replace" if decision.previous else "bid.submit", "tender",
+                       tender.id, summary))
     db.session.flush()
     if events:
         audit.record_many(events)
     return out
 
 
-def _append_bid(tender: Tender, lot: Lot, item: Incoming, version: int, previous: Bid | None, last: Bid | None,
-                commitment: BidderCommitment, at: datetime) -> tuple[AcceptedBid, dict]:
+class _Decision(NamedTuple):
+    """An envelope to accept under the lock: its bid version, the current bid it replaces, the bidder's last."""
+
+    item: Incoming
+    version: int
+    previous: Bid | None
+    last: Bid | None
+
+
+def _append_bid(tender: Tender, decision: _Decision, at: datetime) -> tuple[AcceptedBid, dict]:
     """One accepted envelope: padding, its log entry, the signed tree head and receipt, the bid (not flushed)."""
-    checked, upload = item.checked, item.upload
+    item, version, previous, last = decision
+    checked, upload, commitment = item.checked, item.upload, item.checked.commitment
     previous_head_size = (last.withdrawal_head_size or last.head_size) if last is not None else None
     translog.pad(tender, at)
     fields = {"lot": checked.lot_code, "bidder": commitment.commitment, "bid_version": version,
@@ -366,7 +366,7 @@ def _append_bid(tender: Tender, lot: Lot, item: Incoming, version: int, previous
               signer_certificate_id=checked.certificate_id, version=version, envelope_sha256=checked.sha256,
               envelope_size=checked.size, received_at=at, is_current=True, log_index=index,
               head_size=head.tree_size, receipt=receipt.to_json().decode(),
-              tender=tender, lot=lot)  # as loaded: the answer names both
+              tender=tender, lot=db.session.get(Lot, upload.lot_id))  # as loaded: the answer names both
     upload.status, upload.bid, upload.finished_at, upload.updated_at = UploadStatus.FINALIZED, bid, at, at
     db.session.add_all((bid, upload))
     summary = {"lot": checked.lot_code, "bid": bid.public_id, "version": version, "sha256": checked.sha256,

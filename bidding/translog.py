@@ -55,35 +55,26 @@ def commitment_of(salt_hex: str, uscc: str) -> str:
 
 def commitment_for(tender: Tender, organisation_id: int, uscc: str) -> BidderCommitment:
     """The organisation's commitment in this tender, made on its first bid (race-safe: first insert wins)."""
-    return commitments_for(tender, {organisation_id: uscc})[organisation_id]
+    def find() -> BidderCommitment | None:
+        return db.session.scalar(select(BidderCommitment).where(BidderCommitment.tender_id == tender.id,
+                                                                BidderCommitment.organisation_id == organisation_id))
 
-
-def commitments_for(tender: Tender, usccs: dict[int, str]) -> dict[int, BidderCommitment]:
-    """The commitments of the organisations ``{id: USCC}`` in this tender, the missing ones made now.
-
-    One read, and one insert for those without one (a concurrent first insert wins; its row is read).
-    """
-    def find(ids) -> dict[int, BidderCommitment]:
-        rows = db.session.scalars(select(BidderCommitment).where(BidderCommitment.tender_id == tender.id,
-                                                                 BidderCommitment.organisation_id.in_(ids)))
-        return {row.organisation_id: row for row in rows}
-
-    found = find(list(usccs))
-    missing = [org for org in usccs if org not in found]
-    if missing:
+    row = find()
+    if row is None:
+        salt = secrets.token_hex(16)
         insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        values = []
-        for org in missing:
-            salt = secrets.token_hex(16)
-            values.append({"tender_id": tender.id, "organisation_id": org, "salt": salt,
-                           "commitment": commitment_of(salt, usccs[org])})
-        made = db.session.scalars(insert(BidderCommitment).values(values).on_conflict_do_nothing()
-                                  .returning(BidderCommitment))
-        found.update({row.organisation_id: row for row in made})
-        lost = [org for org in missing if org not in found]  # another transaction's insert won
-        if lost:
-            found.update(find(lost))
-    return found
+        row = db.session.scalar(insert(BidderCommitment).values(
+            tender_id=tender.id, organisation_id=organisation_id, salt=salt,
+            commitment=commitment_of(salt, uscc)).on_conflict_do_nothing().returning(BidderCommitment))
+        row = row or find()  # another transaction's insert won
+    return row
+
+
+def detached_commitment(tender: Tender, organisation_id: int, uscc: str) -> BidderCommitment:
+    """:func:`commitment_for` as a copy in no session: read after a commit, or by another thread, without a read."""
+    row = commitment_for(tender, organisation_id, uscc)
+    return BidderCommitment(id=row.id, tender_id=row.tender_id, organisation_id=row.organisation_id, salt=row.salt,
+                            commitment=row.commitment)
 
 
 def _frontier(log: TenderLog) -> list[bytes]:
