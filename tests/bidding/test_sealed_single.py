@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 from datetime import timedelta
 
 import pytest
@@ -13,6 +14,7 @@ from bidding import sealed_group, sealed_single, sealed_spool, submissions
 from bidding.models import Lot, Tender
 from bidding.sealed_models import Bid, BidUpload, LogEntry, UploadStatus
 from bidding.sealed_spool import spool_dir
+from core import storage
 from core.audit import AuditEvent
 from core.clock import clock
 from core.db import db
@@ -286,3 +288,14 @@ def test_refused_and_accepted_envelopes_leave_no_incoming_file(kit, setup):
     good = kit.seal(tender, lot, bidder)
     assert whole(bidder.client, tender, lot, good).status_code == 201
     assert incoming_files() == [] and default_store().read_bytes(hashlib.sha256(good).hexdigest()) == good
+
+
+def test_an_accepted_envelope_leaves_the_page_cache_once_on_disk(kit, setup, monkeypatch):
+    tender, lot, _, bidder = setup
+    envelope = kit.seal(tender, lot, bidder)
+    dropped: list[int] = []
+    monkeypatch.setattr(storage, "drop_cached_pages", lambda fd: dropped.append(os.fstat(fd).st_size))
+    response = whole(bidder.client, tender, lot, envelope)
+    assert response.status_code == 201, response.get_json()
+    assert dropped == [len(envelope)]  # the stored envelope, once, after its fsync
+    assert default_store().read_bytes(hashlib.sha256(envelope).hexdigest()) == envelope
