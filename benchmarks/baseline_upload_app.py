@@ -6,6 +6,9 @@
 ``PUT /upload/<name>`` writes the body in 1 MiB reads to ``BENCH_UPLOAD_DIR/<name>``, fsyncs the file
 and its directory, and answers 201 with the size. No database, no authentication, no checks: what any
 upload endpoint must do at the least, run under the same gunicorn setup as ebid (PERFORMANCE.md).
+
+``BENCH_UPLOAD_DROP_CACHE=1`` (``deadline_surge.py --baseline-drop-cache``): a stricter variant that also
+evicts the file's pages from the page cache after the fsync, as ebid does with a stored envelope.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ READ = 1 << 20
 app = Flask(__name__)
 UPLOAD_DIR = Path(os.environ.get("BENCH_UPLOAD_DIR", "baseline-uploads"))
 UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
+DROP_CACHE = os.environ.get("BENCH_UPLOAD_DROP_CACHE") == "1"
 
 
 @app.get("/health")
@@ -42,6 +46,8 @@ def upload(name: str):
             size += len(chunk)
         out.flush()
         os.fsync(out.fileno())
+        if DROP_CACHE:
+            os.posix_fadvise(out.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
     fd = os.open(UPLOAD_DIR, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -110,7 +110,8 @@ class Bench:
         ports = free_ports(2 * n) if args.port == 0 else [args.port + i for i in (*range(n), *range(100, 100 + n))]
         self.app_servers = Servers("ebid", ports[:n], args.threads, self.env, work / "logs", "ebid.wsgi:app",
                                    setup.ROOT, "/api/transparency/keys")
-        baseline_env = {**self.env, "BENCH_UPLOAD_DIR": str(self.upload_dir)}
+        baseline_env = {**self.env, "BENCH_UPLOAD_DIR": str(self.upload_dir),
+                        "BENCH_UPLOAD_DROP_CACHE": "1" if args.baseline_drop_cache else "0"}
         self.base_servers = Servers("baseline", ports[n:], args.threads, baseline_env, work / "logs",
                                     "baseline_upload_app:app", HERE, "/health")
 
@@ -276,6 +277,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--path", default="single", choices=["single", "resumable"],
                    help="ebid clients send an envelope that fits one request whole (single), or always resumable")
+    p.add_argument("--baseline-drop-cache", action="store_true",
+                   help="stricter baseline: it also evicts each file from the page cache after its fsync, as ebid does")
     p.add_argument("--quick", action="store_true", help="30 bidders, 1 MiB, deadline 15 s ahead, 1 pair, 2 processes")
     args = p.parse_args(argv)
     if args.quick:
