@@ -145,7 +145,7 @@ class Incoming:
 
     def keep(self, sha256_hex: str) -> Path:
         """Move the finished, verified file into the store under its SHA-256: fsynced, renamed, directory fsynced."""
-        return self.store.adopt_file(self.path, sha256_hex, drop_cached=True)  # read again only at the opening
+        return self.store.adopt_file(self.path, sha256_hex, drop_cached=True)  # read again at the opening, not before
 
     def drop(self) -> None:
         """Remove the file (nothing if it was kept); the rest of the body is read and discarded."""
@@ -177,7 +177,7 @@ def adopt(upload_id: str, sha256_hex: str, store: FileStore | None = None) -> Pa
         return target
     with target.open("rb") as fh:
         os.fsync(fh.fileno())
-        drop_cached_pages(fh.fileno())  # read again only at the opening
+        drop_cached_pages(fh.fileno())  # read again at the opening, not before
     _fsync_dir(target.parent)
     _fsync_dir(source.parent)
     return target
