@@ -144,8 +144,11 @@ class Incoming:
         return self.size
 
     def keep(self, sha256_hex: str) -> Path:
-        """Move the finished, verified file into the store under its SHA-256: fsynced, renamed, directory fsynced."""
-        return self.store.adopt_file(self.path, sha256_hex, drop_cached=True)  # read again at the opening, not before
+        """Move the finished, verified file into the store under its SHA-256, durably, out of the page cache.
+
+        Fsynced, renamed, directory fsynced; its pages are evicted (read again at the opening, not before).
+        """
+        return self.store.adopt_file(self.path, sha256_hex, drop_cached=True)
 
     def drop(self) -> None:
         """Remove the file (nothing if it was kept); the rest of the body is read and discarded."""

@@ -97,11 +97,11 @@ class FileStore:
 def drop_cached_pages(fd: int) -> None:
     """Evict a file's pages from the page cache once it is on disk (fsynced by the caller).
 
-    For blobs written once and read rarely, such as sealed envelopes (read again at the opening and by integrity checks):
-    a deadline surge writes gigabytes of them, and keeping them cached would evict the pages the
-    database needs and make every later write pay for reclaiming the cache (measured on the benchmark
-    host: a 5 MiB write took 12 ms of CPU instead of 0.85 ms once about 750 MiB had been written and kept
-    cached). Advice only: where the platform has no ``posix_fadvise``, nothing happens.
+    For blobs written once and read rarely, such as sealed envelopes (read again at the opening and by
+    integrity checks): a deadline surge writes gigabytes of them, and keeping them cached would evict the
+    pages the database needs and make every later write pay for reclaiming the cache (measured on the
+    benchmark host: a 5 MiB write took 12 ms of CPU instead of 0.85 ms once about 750 MiB had been
+    written and kept cached). Advice only: where the platform has no ``posix_fadvise``, nothing happens.
     """
     if hasattr(os, "posix_fadvise"):
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
